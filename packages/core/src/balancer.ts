@@ -1,0 +1,273 @@
+import { EventEmitter } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { Pool } from 'undici'
+import { AffinityError, invalidOption } from './errors.js'
+import type { ForwardContext, Outcome } from './forward/context.js'
+import { forwardHttp, type ForwardOptions } from './forward/http.js'
+import { forwardUpgrade } from './forward/upgrade.js'
+import { ActiveHealth, activeConfig } from './health/active.js'
+import { PassiveHealth, passiveConfig } from './health/passive.js'
+import { Members } from './members.js'
+import { roundRobin } from './strategies/round-robin.js'
+import { Choice, isPromise, type Strategy } from './strategies/strategy.js'
+import type { HealthOptions, PassiveOptions, RouteRequest, UpstreamInfo, UpstreamInput, UpstreamState } from './types.js'
+import { normalizeUpstream, Upstream } from './upstream.js'
+
+export interface BalancerOptions {
+  upstreams: readonly UpstreamInput[]
+  /** How to choose an upstream per request (default: roundRobin()). */
+  strategy?: Strategy
+  /** Active HTTP health checks; off when absent. */
+  health?: HealthOptions
+  /** Ejection after consecutive failures; on by default, `false` turns it off. */
+  passive?: PassiveOptions | false
+  /** Other upstreams tried when a connection fails (default 1). */
+  retries?: number
+  /** No response headers by then: 504 (default 60 s). Also the idle timeout between body chunks. */
+  timeoutMs?: number
+  /** undici Pool options for each upstream (connections, keepAliveTimeout, connect: TLS options…). */
+  pool?: Pool.Options
+}
+
+export type BalancerEvent = 'down' | 'up' | 'added' | 'removed' | 'drained'
+export type BalancerListener = (upstream: UpstreamInfo, reason: string) => void
+
+/** Each strategy instance keeps per-balancer tables, so it can serve one balancer only. */
+const boundStrategies = new WeakSet<Strategy>()
+
+/**
+ * Membership, health and forwarding around one strategy. Every change of
+ * membership or health builds a new `Members` snapshot and hands it to the
+ * strategy once; requests then only read it.
+ */
+export class Balancer extends EventEmitter {
+  readonly strategy: Strategy
+  readonly retries: number
+  readonly timeoutMs: number
+  readonly #upstreams = new Map<string, Upstream>()
+  readonly #totals = { load: 0 }
+  readonly #poolOptions: Pool.Options
+  readonly #active: ActiveHealth | undefined
+  readonly #passive: PassiveHealth | undefined
+  readonly #retryAfter: number
+  readonly #drains = new Map<Upstream, Array<() => void>>()
+  readonly #states = new Map<Upstream, UpstreamState>()
+  readonly #ctx: ForwardContext
+  #members: Members
+  #version = 0
+  #closed = false
+
+  constructor (opts: BalancerOptions) {
+    super()
+    if (opts === null || typeof opts !== 'object') throw new AffinityError('AFFINITY_ERR_NO_UPSTREAMS')
+    if (!Array.isArray(opts.upstreams) || opts.upstreams.length === 0) throw new AffinityError('AFFINITY_ERR_NO_UPSTREAMS')
+    this.retries = opts.retries ?? 1
+    if (!Number.isInteger(this.retries) || this.retries < 0) throw invalidOption('retries', 'expected a whole number ≥ 0')
+    this.timeoutMs = opts.timeoutMs ?? 60_000
+    if (!Number.isFinite(this.timeoutMs) || this.timeoutMs <= 0) throw invalidOption('timeoutMs', 'expected milliseconds > 0')
+    const strategy = opts.strategy ?? roundRobin()
+    if (strategy === null || typeof strategy !== 'object' || typeof strategy.pick !== 'function' || typeof strategy.update !== 'function') {
+      throw invalidOption('strategy', 'expected a strategy such as roundRobin() or stickyCookie({ secret })')
+    }
+    if (boundStrategies.has(strategy)) throw new AffinityError('AFFINITY_ERR_STRATEGY_IN_USE', strategy.name)
+    this.strategy = strategy
+    this.#poolOptions = { connect: { timeout: Math.min(10_000, this.timeoutMs) }, ...opts.pool }
+    const active = activeConfig(opts.health)
+    const passive = passiveConfig(opts.passive)
+    this.#retryAfter = Math.max(1, Math.ceil(Math.min(passive?.cooldownMs ?? Infinity, active?.intervalMs ?? Infinity, 10_000) / 1000))
+
+    // Validate everything before creating a single pool.
+    const normalized = opts.upstreams.map(normalizeUpstream)
+    const seen = new Set<string>()
+    for (const n of normalized) {
+      if (seen.has(n.id)) throw new AffinityError('AFFINITY_ERR_DUPLICATE_ID', n.id)
+      seen.add(n.id)
+    }
+    for (const n of normalized) {
+      const u = new Upstream(n.url, n.id, n.weight, new Pool(new URL(n.url).origin, this.#poolOptions))
+      this.#upstreams.set(u.id, u)
+      this.#states.set(u, 'up')
+    }
+    boundStrategies.add(strategy)
+    this.#members = new Members(this.#upstreams.values(), 0, this.#totals)
+    strategy.update(this.#members)
+
+    this.#passive = passive && new PassiveHealth(passive, (u, why) => this.#healthChanged(u, why), (u) => this.#members.eligible.some(o => o !== u))
+    this.#active = active && new ActiveHealth(active, (u, why) => {
+      if (u.healthy && u.ejected) { u.ejected = false; this.#passive?.forget(u) }
+      this.#healthChanged(u, why)
+    })
+    for (const u of this.#upstreams.values()) this.#active?.start(u)
+
+    this.#ctx = {
+      retries: this.retries,
+      timeoutMs: this.timeoutMs,
+      repick: (choice) => this.strategy.pick(choice.request, choice),
+      begin: (u) => { u.inFlight++; u.requests++; this.#totals.load++ },
+      settle: (u, outcome) => this.#settle(u, outcome),
+      socketOpened: (u) => { u.websockets++; this.#totals.load++ },
+      socketClosed: (u) => { u.websockets--; this.#totals.load--; this.#checkDrained(u) },
+      retryAfter: () => this.#retryAfter,
+    }
+  }
+
+  /** The current membership snapshot (what strategies see). */
+  get members (): Members {
+    return this.#members
+  }
+
+  /** Adds an upstream; nobody bound elsewhere moves, hash strategies move only keys onto it. */
+  add (input: UpstreamInput): UpstreamInfo {
+    this.#assertOpen()
+    const n = normalizeUpstream(input)
+    if (this.#upstreams.has(n.id)) throw new AffinityError('AFFINITY_ERR_DUPLICATE_ID', n.id)
+    const u = new Upstream(n.url, n.id, n.weight, new Pool(new URL(n.url).origin, this.#poolOptions))
+    this.#upstreams.set(u.id, u)
+    this.#states.set(u, 'up')
+    this.#rebuild()
+    this.#active?.start(u)
+    this.emit('added', u.info(), 'added')
+    return u.info()
+  }
+
+  /** Removes an upstream: no new requests; requests in flight and open WebSockets finish. */
+  remove (id: string): void {
+    const u = this.#get(id)
+    this.#upstreams.delete(id)
+    this.#states.delete(u)
+    u.removed = true
+    this.#active?.stop(u)
+    this.#passive?.forget(u)
+    this.#rebuild()
+    void u.pool.close().catch(() => {})
+    this.emit('removed', u.info(), 'removed')
+    this.#checkDrained(u)
+  }
+
+  /**
+   * Stops new users going to an upstream. Strategies that bind users (stickyCookie,
+   * stickyIp) keep sending bound users; hash strategies send its keys to their
+   * successors. Resolves, and emits 'drained', once nothing is in flight there and
+   * no WebSocket is open.
+   */
+  drain (id: string): Promise<void> {
+    const u = this.#get(id)
+    if (!u.draining) {
+      u.draining = true
+      this.#healthChanged(u, 'draining')
+    }
+    return new Promise(resolve => {
+      const waiting = this.#drains.get(u) ?? []
+      waiting.push(resolve)
+      this.#drains.set(u, waiting)
+      this.#checkDrained(u)
+    })
+  }
+
+  /** Ends a drain: the upstream takes new users again. */
+  undrain (id: string): void {
+    const u = this.#get(id)
+    if (!u.draining) return
+    u.draining = false
+    this.#healthChanged(u, 'drain cancelled')
+  }
+
+  list (): UpstreamInfo[] {
+    return [...this.#upstreams.values()].map(u => u.info())
+  }
+
+  /** Picks an upstream for a request. Synchronous unless the strategy waits on a store. */
+  choose (req: RouteRequest): Choice | Promise<Choice> {
+    const choice = new Choice(req)
+    if (this.#closed) return choice
+    const r = this.strategy.pick(req, choice)
+    if (isPromise(r)) return r.then(u => { choice.upstream = u; return choice })
+    choice.upstream = r
+    return choice
+  }
+
+  /** Forwards an HTTP request to the chosen upstream and streams the answer into `res`. */
+  forward (choice: Choice, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions): void {
+    forwardHttp(this.#ctx, choice, req, res, opts)
+  }
+
+  /** Forwards an Upgrade request (WebSocket) to the chosen upstream and splices the sockets. */
+  upgrade (choice: Choice, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): void {
+    forwardUpgrade(this.#ctx, choice, req, socket, head, path)
+  }
+
+  override on (event: BalancerEvent, listener: BalancerListener): this {
+    return super.on(event, listener)
+  }
+
+  override once (event: BalancerEvent, listener: BalancerListener): this {
+    return super.once(event, listener)
+  }
+
+  /** Stops health checks and closes upstream pools (waiting up to timeoutMs for requests in flight). */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#active?.close()
+    this.#passive?.close()
+    const pools = [...this.#upstreams.values()].map(u => u.pool)
+    await this.strategy.close?.()
+    let timer: NodeJS.Timeout | undefined
+    const grace = new Promise<void>(resolve => { timer = setTimeout(resolve, Math.min(this.timeoutMs, 5000)) })
+    await Promise.race([Promise.all(pools.map(p => p.close().catch(() => {}))), grace])
+    clearTimeout(timer)
+    await Promise.all(pools.map(p => (p.closed && !p.destroyed ? p.destroy().catch(() => {}) : undefined)))
+  }
+
+  #get (id: string): Upstream {
+    this.#assertOpen()
+    const u = this.#upstreams.get(id)
+    if (u === undefined) throw new AffinityError('AFFINITY_ERR_UNKNOWN_UPSTREAM', JSON.stringify(id))
+    return u
+  }
+
+  #assertOpen (): void {
+    if (this.#closed) throw new AffinityError('AFFINITY_ERR_CLOSED')
+  }
+
+  #rebuild (): void {
+    this.#members = new Members(this.#upstreams.values(), ++this.#version, this.#totals)
+    this.strategy.update(this.#members)
+  }
+
+  #healthChanged (u: Upstream, reason: string): void {
+    if (u.removed || this.#closed) return
+    const before = this.#states.get(u)
+    const after = u.state
+    if (before === after) return
+    this.#states.set(u, after)
+    this.#rebuild()
+    if (after === 'down') this.emit('down', u.info(), reason)
+    else if (before === 'down') this.emit('up', u.info(), reason)
+  }
+
+  #settle (u: Upstream, outcome: Outcome): void {
+    u.inFlight--
+    this.#totals.load--
+    if (outcome === 'failure') {
+      u.failures++
+      this.#passive?.failure(u)
+    } else if (outcome === 'ok') {
+      this.#passive?.success(u)
+    }
+    if (u.draining || u.removed) this.#checkDrained(u)
+  }
+
+  #checkDrained (u: Upstream): void {
+    const waiting = this.#drains.get(u)
+    if (waiting === undefined || u.load > 0) return
+    this.#drains.delete(u)
+    this.emit('drained', u.info(), 'nothing in flight')
+    for (const resolve of waiting) resolve()
+  }
+}
+
+export function createBalancer (opts: BalancerOptions): Balancer {
+  return new Balancer(opts)
+}

@@ -1,0 +1,32 @@
+/**
+ * Every error Affinity throws, in one table with a stable `code` that users and
+ * tests can match on (the convention of Fastify's FST_ERR_* and undici's UND_ERR_*).
+ */
+const messages = {
+  AFFINITY_ERR_NO_UPSTREAMS: 'at least one upstream is required: pass `upstreams: [url, …]`',
+  AFFINITY_ERR_INVALID_URL: 'upstream url %s is not a valid http:// or https:// URL',
+  AFFINITY_ERR_DUPLICATE_ID: 'upstream id %s is used twice: give each upstream a unique `id`',
+  AFFINITY_ERR_INVALID_WEIGHT: 'upstream %s has weight %s: weights must be finite numbers > 0',
+  AFFINITY_ERR_UNKNOWN_UPSTREAM: 'no upstream with id %s',
+  AFFINITY_ERR_SECRET_REQUIRED: 'stickyCookie needs `secret`: a string (or array, newest first) of at least 32 characters',
+  AFFINITY_ERR_SECRET_TOO_SHORT: 'stickyCookie secret #%s has %s characters: use at least 32 random characters',
+  AFFINITY_ERR_INVALID_OPTION: 'invalid option `%s`: %s',
+  AFFINITY_ERR_STRATEGY_IN_USE: 'strategy %s is already bound to another balancer: create one strategy per balancer',
+  AFFINITY_ERR_CLOSED: 'the balancer is closed',
+} as const
+
+export type AffinityErrorCode = keyof typeof messages
+
+export class AffinityError extends Error {
+  readonly code: AffinityErrorCode
+  constructor (code: AffinityErrorCode, ...args: unknown[]) {
+    let i = 0
+    super(messages[code].replace(/%s/g, () => String(args[i++])))
+    this.name = 'AffinityError'
+    this.code = code
+  }
+}
+
+export function invalidOption (name: string, why: string): AffinityError {
+  return new AffinityError('AFFINITY_ERR_INVALID_OPTION', name, why)
+}

@@ -1,0 +1,66 @@
+import { Readable } from 'node:stream'
+
+/**
+ * Hands a client's request body to undici without handing over the client stream.
+ * undici destroys its body stream when a request fails; if that were the client's
+ * IncomingMessage, a refused connection would lose the body and the retry on
+ * another upstream could not happen. The relay attaches to the source only when
+ * undici first reads (i.e. on a connected socket), and its destruction leaves the
+ * source alone, so until `started` the same source can be relayed again.
+ */
+export class BodyRelay extends Readable {
+  readonly #source: Readable
+  #started = false
+
+  constructor (source: Readable) {
+    super()
+    this.#source = source
+  }
+
+  get started (): boolean {
+    return this.#started
+  }
+
+  override _read (): void {
+    if (!this.#started) {
+      this.#started = true
+      const src = this.#source
+      src.on('data', this.#onData)
+      src.once('end', this.#onEnd)
+      src.once('error', this.#onError)
+      src.once('aborted', this.#onAborted)
+      if (src.readableEnded) this.push(null)
+    }
+    this.#source.resume()
+  }
+
+  override _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
+    this.#detach()
+    callback(err)
+  }
+
+  #onData = (chunk: Buffer): void => {
+    if (!this.push(chunk)) this.#source.pause()
+  }
+
+  #onEnd = (): void => {
+    this.#detach()
+    this.push(null)
+  }
+
+  #onError = (err: Error): void => {
+    this.destroy(err)
+  }
+
+  #onAborted = (): void => {
+    this.destroy(new Error('client aborted the request body'))
+  }
+
+  #detach (): void {
+    const src = this.#source
+    src.off('data', this.#onData)
+    src.off('end', this.#onEnd)
+    src.off('error', this.#onError)
+    src.off('aborted', this.#onAborted)
+  }
+}

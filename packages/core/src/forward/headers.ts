@@ -1,0 +1,81 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { RouteRequest } from '../types.js'
+
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, so a
+ * proxy must not forward them. `proxy-*` is matched by prefix below; `host` is
+ * replaced by the upstream's (as nginx's proxy_set_header Host $proxy_host);
+ * `expect` is answered by Node itself (100-continue) and undici rejects it;
+ * `http2-settings` belongs to h2c upgrades (RFC 7540 §3.2.1).
+ */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'proxy-connection', 'http2-settings', 'host', 'expect',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
+])
+
+/** Headers named in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
+export function connectionTokens (value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined
+  const joined = Array.isArray(value) ? value.join(',') : value
+  let out: Set<string> | undefined
+  for (const raw of joined.split(',')) {
+    const t = raw.trim().toLowerCase()
+    if (t === '' || t === 'close' || t === 'keep-alive' || t === 'upgrade') continue
+    ;(out ??= new Set()).add(t)
+  }
+  return out
+}
+
+function isHopByHop (name: string, listed: Set<string> | undefined): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || (listed !== undefined && listed.has(name))
+}
+
+/**
+ * The upstream request's headers as undici's flat [name, value, …] array: the
+ * client's end-to-end headers, plus X-Forwarded-For (the connection's peer address
+ * appended to whatever list came in), X-Forwarded-Proto and X-Forwarded-Host (set
+ * from the framework's view, replacing anything the client sent).
+ */
+export function upstreamRequestHeaders (req: IncomingMessage, route: RouteRequest): string[] {
+  const headers = req.headers
+  const listed = connectionTokens(headers.connection)
+  const out: string[] = []
+  for (const name in headers) {
+    if (isHopByHop(name, listed)) continue
+    const value = headers[name]
+    if (value === undefined) continue
+    if (typeof value === 'string') out.push(name, value)
+    else for (const v of value) out.push(name, v)
+  }
+  const peer = peerAddress(req)
+  const xff = headers['x-forwarded-for']
+  out.push('x-forwarded-for', xff ? `${xff}, ${peer}` : peer)
+  out.push('x-forwarded-proto', route.protocol === 'https' ? 'https' : 'http')
+  const host = route.host ?? headers.host
+  if (host) out.push('x-forwarded-host', host)
+  return out
+}
+
+/** The TCP peer, with an IPv4-mapped IPv6 address shown as IPv4. */
+function peerAddress (req: IncomingMessage): string {
+  const a = req.socket?.remoteAddress ?? ''
+  return a.startsWith('::ffff:') && a.indexOf('.') !== -1 ? a.slice(7) : a
+}
+
+/** Removes hop-by-hop headers from an upstream response, in place. */
+export function stripResponseHeaders (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): void {
+  const listed = connectionTokens(headers.connection)
+  for (const name in headers) {
+    if (name === 'host' || name === 'expect' || name.startsWith('x-forwarded-')) continue
+    if (isHopByHop(name, listed)) delete headers[name]
+  }
+}
+
+/** Adds the balancer's Set-Cookie next to the upstream's own (never replacing them). */
+export function appendSetCookie (headers: Record<string, string | string[] | undefined>, cookie: string): void {
+  const existing = headers['set-cookie']
+  if (existing === undefined) headers['set-cookie'] = cookie
+  else if (Array.isArray(existing)) existing.push(cookie)
+  else headers['set-cookie'] = [existing, cookie]
+}

@@ -1,0 +1,161 @@
+import { AffinityError, invalidOption } from '../errors.js'
+import { checkCookieName, cookieAttributes, type SameSite } from '../cookie/attributes.js'
+import { TokenCodec, type VerifiedToken } from '../cookie/token.js'
+import type { Members } from '../members.js'
+import type { RouteRequest } from '../types.js'
+import type { Upstream } from '../upstream.js'
+import { leastConnections } from './least-connections.js'
+import { isPromise, type Choice, type PickReason, type PickResult, type Strategy } from './strategy.js'
+
+export interface StickyCookieOptions {
+  /** HMAC secret(s), ≥ 32 characters. The first signs; all verify (key rotation). */
+  secret: string | readonly string[]
+  name?: string
+  /** Seconds, as the Max-Age attribute; absent = a browser-session cookie. */
+  maxAge?: number
+  path?: string
+  domain?: string
+  httpOnly?: boolean
+  /** true, false, or 'auto': Secure when the request arrived over https. */
+  secure?: boolean | 'auto'
+  sameSite?: SameSite
+  /** Places users who have no valid cookie (and re-places them on failover). */
+  assign?: Strategy
+  /** Verified tokens remembered so a returning user skips the HMAC (default 10,000). */
+  cacheSize?: number
+}
+
+const MIN_SECRET = 32
+
+/**
+ * Sticky sessions by a balancer-issued cookie (HAProxy `cookie … insert`, nginx
+ * `sticky cookie`), with what none of them has: the value is authenticated and
+ * opaque (cookie/token.ts), and its expiry is checked by the balancer.
+ * - valid cookie, upstream up or draining → that upstream, no Set-Cookie
+ *   (unless renewing: an older secret verified it, or half its Max-Age has passed);
+ * - no cookie, or a forged / expired / malformed / unknown one → `assign` picks, and
+ *   exactly one fresh cookie is set;
+ * - pinned upstream down, removed, or failed for this request → `assign` re-pins
+ *   (nginx: "as if the client has not been bound yet") and the cookie is rewritten.
+ * Adding upstreams moves nobody: a cookie names its upstream, not a hash position.
+ */
+class StickyCookie implements Strategy {
+  readonly name = 'stickyCookie'
+  readonly #codec: TokenCodec
+  readonly #cookie: string
+  readonly #maxAge: number | undefined
+  readonly #attrs: string
+  readonly #secure: boolean | 'auto'
+  readonly #assign: Strategy
+  readonly #cacheSize: number
+  readonly #cache = new Map<string, VerifiedToken>()
+  /** Per secret: tag → upstream, over every member (down ones included: they fail over). */
+  #byTag: Map<string, Upstream>[] = []
+  /** Per upstream id: its tag under the signing secret. */
+  #tagOf = new Map<string, string>()
+  readonly #tagCache = new Map<string, string[]>()
+
+  constructor (opts: StickyCookieOptions) {
+    if (opts === null || typeof opts !== 'object') throw new AffinityError('AFFINITY_ERR_SECRET_REQUIRED')
+    const secrets = typeof opts.secret === 'string' ? [opts.secret] : opts.secret
+    if (!Array.isArray(secrets) || secrets.length === 0) throw new AffinityError('AFFINITY_ERR_SECRET_REQUIRED')
+    secrets.forEach((s, i) => {
+      if (typeof s !== 'string') throw new AffinityError('AFFINITY_ERR_SECRET_REQUIRED')
+      if (s.length < MIN_SECRET) throw new AffinityError('AFFINITY_ERR_SECRET_TOO_SHORT', i, s.length)
+    })
+    this.#codec = new TokenCodec(secrets)
+    this.#cookie = checkCookieName(opts.name ?? 'affinity')
+    this.#maxAge = opts.maxAge
+    this.#attrs = cookieAttributes(opts)
+    this.#secure = opts.secure ?? 'auto'
+    if (this.#secure !== 'auto' && typeof this.#secure !== 'boolean') throw invalidOption('secure', "expected true, false or 'auto'")
+    if (opts.sameSite === 'none' && this.#secure === false) throw invalidOption('sameSite', "SameSite=None requires Secure: set secure to true or 'auto'")
+    this.#assign = opts.assign ?? leastConnections()
+    this.#cacheSize = opts.cacheSize ?? 10_000
+    if (!Number.isInteger(this.#cacheSize) || this.#cacheSize < 0) throw invalidOption('cacheSize', 'expected a whole number ≥ 0')
+  }
+
+  update (members: Members): void {
+    this.#assign.update(members)
+    const n = this.#codec.secrets
+    const byTag: Map<string, Upstream>[] = Array.from({ length: n }, () => new Map())
+    const tagOf = new Map<string, string>()
+    for (const u of members.all) {
+      let tags = this.#tagCache.get(u.id)
+      if (tags === undefined) {
+        tags = Array.from({ length: n }, (_, i) => this.#codec.tag(i, u.id))
+        this.#tagCache.set(u.id, tags)
+      }
+      for (let i = 0; i < n; i++) byTag[i]!.set(tags[i]!, u)
+      tagOf.set(u.id, tags[0]!)
+    }
+    for (const id of this.#tagCache.keys()) if (!members.index.has(id)) this.#tagCache.delete(id)
+    this.#byTag = byTag
+    this.#tagOf = tagOf
+  }
+
+  pick (req: RouteRequest, choice: Choice): PickResult {
+    let reason: PickReason = choice.tried === undefined ? 'assigned' : 'failover'
+    const raw = req.cookies[this.#cookie]
+    if (raw !== undefined) {
+      const token = this.#verify(raw)
+      if (token !== undefined) {
+        const u = this.#byTag[token.secret]!.get(token.tag)
+        if (u !== undefined) {
+          const state = u.state
+          if ((state === 'up' || state === 'draining') && !choice.avoids(u)) {
+            choice.reason = 'sticky'
+            if (token.secret !== 0 || this.#dueForRenewal(token.expires)) choice.setCookie = this.#setCookie(u, req)
+            return u
+          }
+          reason = 'failover'
+        }
+      }
+    }
+    const r = this.#assign.pick(req, choice)
+    if (isPromise(r)) return r.then(u => this.#assigned(u, req, choice, reason))
+    return this.#assigned(r, req, choice, reason)
+  }
+
+  close (): void | Promise<void> {
+    this.#cache.clear()
+    return this.#assign.close?.()
+  }
+
+  #assigned (u: Upstream | undefined, req: RouteRequest, choice: Choice, reason: PickReason): Upstream | undefined {
+    choice.reason = reason
+    choice.setCookie = u === undefined ? undefined : this.#setCookie(u, req)
+    return u
+  }
+
+  /** Authenticated, unexpired token or undefined; verified tokens are cached (FIFO). */
+  #verify (raw: string): VerifiedToken | undefined {
+    let token = this.#cache.get(raw)
+    if (token === undefined) {
+      token = this.#codec.verify(raw)
+      if (token === undefined) return undefined
+      if (this.#cacheSize > 0) {
+        if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!)
+        this.#cache.set(raw, token)
+      }
+    }
+    if (token.expires !== 0 && token.expires * 1000 <= Date.now()) return undefined
+    return token
+  }
+
+  /** Sliding expiry: re-issue once less than half of Max-Age is left, so active users never lose their server. */
+  #dueForRenewal (expires: number): boolean {
+    return expires !== 0 && this.#maxAge !== undefined && (expires * 1000 - Date.now()) < this.#maxAge * 500
+  }
+
+  #setCookie (u: Upstream, req: RouteRequest): string {
+    const expires = this.#maxAge === undefined ? 0 : Math.floor(Date.now() / 1000) + this.#maxAge
+    const token = this.#codec.issue(this.#tagOf.get(u.id)!, expires)
+    const secure = this.#secure === 'auto' ? req.protocol === 'https' : this.#secure
+    return `${this.#cookie}=${token}${this.#attrs}${secure ? '; Secure' : ''}`
+  }
+}
+
+export function stickyCookie (opts: StickyCookieOptions): Strategy {
+  return new StickyCookie(opts)
+}

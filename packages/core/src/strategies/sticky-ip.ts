@@ -1,0 +1,114 @@
+import { invalidOption } from '../errors.js'
+import { normalizeIp } from '../keys/ip.js'
+import type { Members } from '../members.js'
+import { memoryStickStore, type StickStore } from '../stick/memory-store.js'
+import type { RouteRequest } from '../types.js'
+import type { Upstream } from '../upstream.js'
+import { checkPrefixes, type IpPrefixOptions } from './ip-hash.js'
+import { leastConnections } from './least-connections.js'
+import { isPromise, type Choice, type PickReason, type PickResult, type Strategy } from './strategy.js'
+
+export interface StickyIpOptions extends IpPrefixOptions {
+  /** How long an idle client stays bound; every hit refreshes it. */
+  ttlMs?: number
+  /** Places clients that have no binding, and re-places them on failover. */
+  assign?: Strategy
+  /** Where bindings live: in memory by default; a shared store lets instances agree. */
+  store?: StickStore
+}
+
+/**
+ * Sticky sessions by source address through a stick table (HAProxy `stick on src`,
+ * nginx `sticky learn`): the normalised client address (ip-hash.ts) is bound to the
+ * upstream `assign` chose, refreshed on every hit, and forgotten after `ttlMs` idle.
+ * Draining upstreams keep their bound clients; down or removed ones lose them to a
+ * fresh assignment. A request without a usable address is assigned but not bound.
+ */
+class StickyIp implements Strategy {
+  readonly name = 'stickyIp'
+  readonly #ttl: number
+  readonly #v4: number
+  readonly #v6: number
+  readonly #assign: Strategy
+  readonly #store: StickStore
+  #members: Members | undefined
+
+  constructor (opts: StickyIpOptions) {
+    const { ipv4Prefix, ipv6Prefix } = checkPrefixes(opts)
+    this.#v4 = ipv4Prefix
+    this.#v6 = ipv6Prefix
+    this.#ttl = opts.ttlMs ?? 30 * 60_000
+    if (!Number.isFinite(this.#ttl) || this.#ttl <= 0) throw invalidOption('ttlMs', 'expected milliseconds > 0')
+    this.#assign = opts.assign ?? leastConnections()
+    this.#store = opts.store ?? memoryStickStore()
+    const s = this.#store as Partial<StickStore>
+    if (typeof s.get !== 'function' || typeof s.set !== 'function' || typeof s.delete !== 'function') {
+      throw invalidOption('store', 'expected { get(key), set(key, upstreamId, ttlMs), delete(key) }')
+    }
+  }
+
+  update (members: Members): void {
+    this.#members = members
+    this.#assign.update(members)
+  }
+
+  pick (req: RouteRequest, choice: Choice): PickResult {
+    const key = normalizeIp(req.ip, this.#v4, this.#v6)
+    if (key === undefined) return this.#place(undefined, req, choice, 'assigned')
+    let bound: string | undefined | Promise<string | undefined>
+    try {
+      bound = this.#store.get(key)
+    } catch {
+      bound = undefined
+    }
+    if (isPromise(bound)) {
+      // A store that fails is a miss, never an error response.
+      return bound.then(id => this.#resolve(key, id, req, choice), () => this.#resolve(key, undefined, req, choice))
+    }
+    return this.#resolve(key, bound, req, choice)
+  }
+
+  close (): void | Promise<void> {
+    return this.#assign.close?.()
+  }
+
+  #resolve (key: string, id: string | undefined, req: RouteRequest, choice: Choice): PickResult {
+    let reason: PickReason = choice.tried === undefined ? 'assigned' : 'failover'
+    if (typeof id === 'string') {
+      const u = this.#members?.get(id)
+      if (u !== undefined) {
+        const state = u.state
+        if ((state === 'up' || state === 'draining') && !choice.avoids(u)) {
+          choice.reason = 'sticky'
+          this.#bind(key, u)
+          return u
+        }
+      }
+      reason = 'failover'
+    }
+    return this.#place(key, req, choice, reason)
+  }
+
+  #place (key: string | undefined, req: RouteRequest, choice: Choice, reason: PickReason): PickResult {
+    const r = this.#assign.pick(req, choice)
+    const done = (u: Upstream | undefined): Upstream | undefined => {
+      choice.reason = reason
+      if (u !== undefined && key !== undefined) this.#bind(key, u)
+      return u
+    }
+    return isPromise(r) ? r.then(done) : done(r)
+  }
+
+  #bind (key: string, u: Upstream): void {
+    try {
+      const r = this.#store.set(key, u.id, this.#ttl)
+      if (isPromise(r)) r.catch(() => {})
+    } catch {
+      // The binding is an optimisation of the next request; this one is already placed.
+    }
+  }
+}
+
+export function stickyIp (opts: StickyIpOptions = {}): Strategy {
+  return new StickyIp(opts)
+}

@@ -1,0 +1,93 @@
+import { Pool } from 'undici'
+import { AffinityError } from './errors.js'
+import type { UpstreamInfo, UpstreamInput, UpstreamState } from './types.js'
+
+/**
+ * One upstream server: its identity, its connection pool, live counters and health.
+ * Counters are plain fields mutated on the request path; everything strategies
+ * precompute from (state, weight, membership) lives in `Members` instead.
+ */
+export class Upstream {
+  readonly id: string
+  readonly url: string
+  readonly origin: string
+  /** Path prefix of the upstream URL, prepended to every forwarded path ('' for '/'). */
+  readonly basePath: string
+  readonly weight: number
+  readonly secure: boolean
+  readonly pool: Pool
+
+  inFlight = 0
+  websockets = 0
+  requests = 0
+  failures = 0
+
+  /** Active checks: false once `fall` checks failed, true again after `rise` passed. */
+  healthy = true
+  /** Passive health: consecutive failed requests, and the end of the current ejection. */
+  consecutiveFailures = 0
+  ejected = false
+  ejections = 0
+  draining = false
+  removed = false
+
+  constructor (url: string, id: string, weight: number, pool: Pool) {
+    const parsed = new URL(url)
+    this.url = url
+    this.id = id
+    this.weight = weight
+    this.origin = parsed.origin
+    this.secure = parsed.protocol === 'https:'
+    this.basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, '')
+    this.pool = pool
+  }
+
+  get state (): UpstreamState {
+    if (!this.healthy || this.ejected) return 'down'
+    return this.draining ? 'draining' : 'up'
+  }
+
+  /** Load for least-connections and bounded loads: requests plus open WebSockets. */
+  get load (): number {
+    return this.inFlight + this.websockets
+  }
+
+  info (): UpstreamInfo {
+    return {
+      id: this.id,
+      url: this.url,
+      weight: this.weight,
+      state: this.state,
+      inFlight: this.inFlight,
+      websockets: this.websockets,
+      requests: this.requests,
+      failures: this.failures,
+    }
+  }
+}
+
+export interface NormalizedUpstream { url: string, id: string, weight: number }
+
+/** Validates one `upstreams` entry; throws an AffinityError that says what to fix. */
+export function normalizeUpstream (input: UpstreamInput): NormalizedUpstream {
+  const raw = typeof input === 'string' ? { url: input } : input
+  if (raw === null || typeof raw !== 'object' || typeof raw.url !== 'string') {
+    throw new AffinityError('AFFINITY_ERR_INVALID_URL', JSON.stringify(input))
+  }
+  let parsed: URL
+  try {
+    parsed = new URL(raw.url)
+  } catch {
+    throw new AffinityError('AFFINITY_ERR_INVALID_URL', JSON.stringify(raw.url))
+  }
+  if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.username || parsed.password || parsed.search || parsed.hash) {
+    throw new AffinityError('AFFINITY_ERR_INVALID_URL', JSON.stringify(raw.url))
+  }
+  const id = raw.id ?? raw.url
+  if (typeof id !== 'string' || id.length === 0) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'id', 'must be a non-empty string')
+  const weight = raw.weight ?? 1
+  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
+    throw new AffinityError('AFFINITY_ERR_INVALID_WEIGHT', id, String(weight))
+  }
+  return { url: raw.url, id, weight }
+}

@@ -1,13 +1,13 @@
 import http from 'node:http'
 import { Readable } from 'node:stream'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createBalancer, roundRobin, stickyCookie, type BalancerOptions } from '@affinity/core'
 import { startCoreFront } from './helpers/core-front.js'
 import { CookieJar, delay, openWebSocket, nextMessage, request, until } from './helpers/http.js'
 import { deadUrl, pattern, patternSha, startUpstream, startUpstreams, type TestUpstream } from './helpers/upstreams.js'
 
 /** Upstreams + a balancer + the minimal core front, all torn down with the test. */
-async function setup (t: Tap.Test, n: number, opts: Partial<BalancerOptions> = {}, extra: string[] = []) {
+async function setup (t: Test, n: number, opts: Partial<BalancerOptions> = {}, extra: string[] = []) {
   const ups = await startUpstreams(n)
   const balancer = createBalancer({ upstreams: [...ups.map(u => ({ url: u.url, id: u.name })), ...extra], strategy: roundRobin(), ...opts })
   const front = await startCoreFront(balancer)

@@ -74,6 +74,9 @@ export class TokenCodec {
     if (typeof value !== 'string' || value.length !== TOKEN_LENGTH || !TOKEN_RE.test(value)) return undefined
     const buf = Buffer.from(value, 'base64url')
     if (buf.length !== BYTES || buf[0] !== VERSION) return undefined
+    // The last character carries 2 spare bits the decoder ignores: accept only the
+    // canonical spelling, so one token has exactly one valid cookie value.
+    if (buf.toString('base64url') !== value) return undefined
     const header = buf.subarray(0, HEADER)
     const mac = buf.subarray(HEADER + TAG)
     for (let s = 0; s < this.#mac.length; s++) {

@@ -50,10 +50,13 @@ function nonEmpty (v: string | undefined): string | undefined {
  * request; invalid percent-encoding yields the raw value rather than a throw.
  */
 export function queryParam (url: string, name: string): string | undefined {
+  const hash = url.indexOf('#')
+  const end = hash === -1 ? url.length : hash
+  // The query is the part between the first '?' and the fragment; a '?' inside the
+  // fragment starts nothing (RFC 3986 §3.4–3.5).
   const q = url.indexOf('?')
-  if (q === -1) return undefined
+  if (q === -1 || q > end) return undefined
   let i = q + 1
-  const end = url.indexOf('#', i) === -1 ? url.length : url.indexOf('#', i)
   while (i < end) {
     let amp = url.indexOf('&', i)
     if (amp === -1 || amp > end) amp = end

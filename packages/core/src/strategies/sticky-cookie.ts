@@ -100,6 +100,8 @@ class StickyCookie implements Strategy {
     if (raw !== undefined) {
       const token = this.#verify(raw)
       if (token !== undefined) {
+        // An authentic cookie whose upstream is unknown was pinned to one since removed.
+        reason = 'failover'
         const u = this.#byTag[token.secret]!.get(token.tag)
         if (u !== undefined) {
           const state = u.state
@@ -108,7 +110,6 @@ class StickyCookie implements Strategy {
             if (token.secret !== 0 || this.#dueForRenewal(token.expires)) choice.setCookie = this.#setCookie(u, req)
             return u
           }
-          reason = 'failover'
         }
       }
     }
@@ -143,9 +144,14 @@ class StickyCookie implements Strategy {
     return token
   }
 
-  /** Sliding expiry: re-issue once less than half of Max-Age is left, so active users never lose their server. */
+  /**
+   * Sliding expiry: re-issue once less than half of Max-Age is left, so active users
+   * never lose their server. A session token (no expiry inside) met while maxAge is
+   * configured is re-issued with one, so it becomes subject to the expiry check.
+   */
   #dueForRenewal (expires: number): boolean {
-    return expires !== 0 && this.#maxAge !== undefined && (expires * 1000 - Date.now()) < this.#maxAge * 500
+    if (this.#maxAge === undefined) return false
+    return expires === 0 || (expires * 1000 - Date.now()) < this.#maxAge * 500
   }
 
   #setCookie (u: Upstream, req: RouteRequest): string {

@@ -4,12 +4,14 @@
  * murmur3. Each property is checked with `fc.check` and reported as one assertion,
  * with fast-check's shrunk counterexample in the message when it fails.
  */
+import { createHmac } from 'node:crypto'
 import net from 'node:net'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
+import { HmacSha256 } from '../packages/core/src/cookie/hmac-sha256.js'
 import { TOKEN_LENGTH, TokenCodec } from '../packages/core/src/cookie/token.js'
-import { murmur3 } from '../packages/core/src/hashing/murmur3.js'
-import { normalizeIp } from '../packages/core/src/keys/ip.js'
+import { murmur3, murmur3Bytes as coreMurmur3Bytes } from '../packages/core/src/hashing/murmur3.js'
+import { ipHashOf, normalizeIp } from '../packages/core/src/keys/ip.js'
 import { compileKey, queryParam } from '../packages/core/src/keys/key-source.js'
 import type { RouteRequest } from '../packages/core/src/types.js'
 
@@ -423,4 +425,45 @@ t.test('murmur3', async t => {
     const h = murmur3(s, sd)
     return Number.isInteger(h) && h >= 0 && h <= 0xffffffff
   }), 300)
+})
+
+t.test('HMAC-SHA256 (cookie/hmac-sha256.ts)', async t => {
+  const mac = (key: Uint8Array, data: Uint8Array): string => {
+    const out = new Uint8Array(32)
+    new HmacSha256(key).mac(data, 0, data.length, out)
+    return Buffer.from(out).toString('hex')
+  }
+  // RFC 4231 §4.2–4.8 (test case 5, a truncated output, does not apply).
+  const aa131 = Buffer.alloc(131, 0xaa)
+  const vectors: Array<[Buffer, Buffer, string]> = [
+    [Buffer.alloc(20, 0x0b), Buffer.from('Hi There'), 'b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7'],
+    [Buffer.from('Jefe'), Buffer.from('what do ya want for nothing?'), '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843'],
+    [Buffer.alloc(20, 0xaa), Buffer.alloc(50, 0xdd), '773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe'],
+    [Buffer.from(Array.from({ length: 25 }, (_, i) => i + 1)), Buffer.alloc(50, 0xcd), '82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b'],
+    [aa131, Buffer.from('Test Using Larger Than Block-Size Key - Hash Key First'), '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54'],
+    [aa131, Buffer.from('This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.'), '9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2'],
+  ]
+  for (const [i, [key, data, want]] of vectors.entries()) t.equal(mac(key, data), want, `RFC 4231 test case ${i < 4 ? i + 1 : i + 2}`)
+  holds(t, 'equals node:crypto createHmac for random keys and messages (all block boundaries)', fc.property(
+    fc.uint8Array({ maxLength: 160 }), fc.uint8Array({ maxLength: 200 }),
+    (key, data) => mac(key, data) === createHmac('sha256', key).update(data).digest('hex'),
+  ), 500)
+})
+
+t.test('ipHashOf: murmur3 of the masked address bytes, agreeing with normalizeIp', async t => {
+  holds(t, 'two spellings of one address hash alike, and alike iff their normalised forms match', fc.property(
+    fc.ipV6(), fc.ipV6(), fc.integer({ min: 0, max: 128 }),
+    (a, b, p) => (ipHashOf(a, 32, p) === ipHashOf(b, 32, p)) === (normalizeIp(a, 32, p) === normalizeIp(b, 32, p)) &&
+      ipHashOf(a.toUpperCase(), 32, p) === ipHashOf(a, 32, p),
+  ), 500)
+  holds(t, 'IPv4 and its IPv4-mapped IPv6 form hash alike', fc.property(fc.ipV4(), fc.integer({ min: 0, max: 32 }),
+    (ip, p) => ipHashOf(ip, p) === ipHashOf(`::ffff:${ip}`, p) && ipHashOf(ip, p) === ipHashOf(`[::FFFF:${ip}]`, p)), 500)
+  holds(t, 'anything else is -1, never a throw', fc.property(fc.string({ maxLength: 80 }),
+    s => (normalizeIp(s) === undefined) === (ipHashOf(s) === -1)), 1000)
+  t.equal(ipHashOf('1.2.3.4'), coreMurmur3Bytes(Buffer.from([1, 2, 3, 4]), 4), 'defined as murmur3 over network-order bytes')
+})
+
+t.test('murmur3Bytes (core) equals the byte-wise reference', async t => {
+  holds(t, 'any bytes, any seed', fc.property(fc.uint8Array({ maxLength: 40 }), fc.integer({ min: 0, max: 0xffffffff }),
+    (b, seed) => coreMurmur3Bytes(b, b.length, seed) === murmur3Bytes(b, seed)), 500)
 })

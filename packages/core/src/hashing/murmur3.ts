@@ -60,3 +60,23 @@ export function fmix32 (h: number): number {
   h ^= h >>> 16
   return h >>> 0
 }
+
+/** MurmurHash3 x86_32 of bytes[0, length): the same function, over raw bytes. */
+export function murmur3Bytes (bytes: Uint8Array, length: number, seed = 0): number {
+  let h = seed | 0
+  const blocks = length & ~3
+  for (let i = 0; i < blocks; i += 4) {
+    h = mix(h, bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))
+  }
+  let k = 0
+  switch (length & 3) {
+    case 3: k ^= bytes[blocks + 2]! << 16 // falls through
+    case 2: k ^= bytes[blocks + 1]! << 8 // falls through
+    case 1:
+      k ^= bytes[blocks]!
+      k = Math.imul(k, C1); k = (k << 15) | (k >>> 17); k = Math.imul(k, C2)
+      h ^= k
+  }
+  h ^= length
+  return fmix32(h)
+}

@@ -14,6 +14,8 @@ export class Ring implements HashTable {
   readonly size: number
   readonly owner: Int32Array
   readonly #points: Uint32Array
+  readonly #bucket: Int32Array
+  readonly #shift: number
 
   constructor (ids: readonly string[], weights: readonly number[], vnodes: number) {
     // Past MAX_POINTS (large weights × many upstreams) every count is scaled down
@@ -45,13 +47,28 @@ export class Ring implements HashTable {
       this.#points[k] = point
       this.owner[k] = v - point * 1048576
     }
+    // Prefix index: #bucket[b] is the first point whose top `bits` bits are ≥ b, so a
+    // lookup searches only the one to four points of its bucket instead of the whole
+    // ring: 19 dependent, cache-missing probes at 300,000 points become about 2.
+    const bits = Math.min(16, Math.max(1, Math.floor(Math.log2(total))))
+    const buckets = 2 ** bits
+    this.#shift = 32 - bits
+    const bucket = new Int32Array(buckets + 1)
+    let k = 0
+    for (let b = 0; b < buckets; b++) {
+      while (k < total && this.#points[k]! >>> this.#shift < b) k++
+      bucket[b] = k
+    }
+    bucket[buckets] = total
+    this.#bucket = bucket
   }
 
-  /** First point at or after `hash`, wrapping to 0: a lower-bound binary search. */
+  /** First point at or after `hash`, wrapping to 0: a lower-bound binary search within its bucket. */
   slot (hash: number): number {
     const points = this.#points
-    let lo = 0
-    let hi = points.length
+    const b = hash >>> this.#shift
+    let lo = this.#bucket[b]!
+    let hi = this.#bucket[b + 1]!
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
       if (points[mid]! < hash) lo = mid + 1

@@ -5,34 +5,85 @@
  * - IPv4-mapped IPv6 (::ffff:a.b.c.d, RFC 4291 §2.5.5.2) folds to plain IPv4;
  * - a zone index (fe80::1%eth0, RFC 6874) and brackets are dropped;
  * - the address is masked to the prefix (IPv6 /64 by default: privacy addresses,
- *   RFC 8981, rotate inside one /64) and printed in one canonical form.
+ *   RFC 8981, rotate inside one /64) and printed in one canonical form
+ *   (dotted quad; RFC 5952 for IPv6).
  * Anything that is not an IP address yields undefined, never a throw.
+ * This runs per request for ipHash and stickyIp, so it parses in one pass into a
+ * reused buffer instead of splitting strings (bench/strategies.js, ipHash rows).
  */
+import { murmur3Bytes } from '../hashing/murmur3.js'
+
+const words = new Uint16Array(8)
+
 export function normalizeIp (input: string | undefined, ipv4Prefix = 32, ipv6Prefix = 64): string | undefined {
   if (typeof input !== 'string' || input.length === 0 || input.length > 64) return undefined
-  let s = input
-  if (s.charCodeAt(0) === 91 /* [ */) {
-    const end = s.indexOf(']')
-    if (end === -1) return undefined
-    s = s.slice(1, end)
+  let start = 0
+  let end = input.length
+  if (input.charCodeAt(0) === 91 /* [ */) {
+    const close = input.indexOf(']')
+    if (close === -1) return undefined
+    start = 1
+    end = close
   }
-  const v4 = parseIpv4(s)
-  if (v4 !== -1) return formatIpv4(mask32(v4, ipv4Prefix))
-  const zone = s.indexOf('%')
-  if (zone !== -1) s = s.slice(0, zone)
-  const v6 = parseIpv6(s)
-  if (v6 === undefined) return undefined
-  if (isV4Mapped(v6)) return formatIpv4(mask32(((v6[6]! << 16) | v6[7]!) >>> 0, ipv4Prefix))
-  return formatIpv6(maskV6(v6, ipv6Prefix))
+  const v4 = parseIpv4(input, start, end)
+  if (v4 !== -1) {
+    // A valid dotted quad is already canonical (no leading zeros): reuse the string.
+    if (ipv4Prefix >= 32) return start === 0 && end === input.length ? input : formatIpv4(v4)
+    return formatIpv4(mask32(v4, ipv4Prefix))
+  }
+  const zone = input.indexOf('%', start)
+  if (zone !== -1 && zone < end) end = zone
+  if (!parseIpv6Into(input, start, end, words)) return undefined
+  if (words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0 && words[4] === 0 && words[5] === 0xffff) {
+    return formatIpv4(mask32(((words[6]! << 16) | words[7]!) >>> 0, ipv4Prefix))
+  }
+  maskV6(words, ipv6Prefix)
+  return formatIpv6(words)
 }
 
-/** Dotted-quad IPv4 (four decimal octets, no leading zeros beyond "0") → uint32, or -1. */
-export function parseIpv4 (s: string): number {
+const bytes = new Uint8Array(16)
+
+/**
+ * The hash of a client address for ipHash: murmur3 (x86_32) of the masked address
+ * in network byte order, 4 bytes for IPv4 (IPv4-mapped IPv6 included), 16 for IPv6;
+ * -1 when there is no valid address. Hashing the bytes instead of a formatted
+ * string keeps the per-request cost to one parse, and the definition is easy to
+ * reproduce in any language.
+ */
+export function ipHashOf (input: string | undefined, ipv4Prefix = 32, ipv6Prefix = 64): number {
+  if (typeof input !== 'string' || input.length === 0 || input.length > 64) return -1
+  let start = 0
+  let end = input.length
+  if (input.charCodeAt(0) === 91 /* [ */) {
+    const close = input.indexOf(']')
+    if (close === -1) return -1
+    start = 1
+    end = close
+  }
+  let v4 = parseIpv4(input, start, end)
+  if (v4 === -1) {
+    const zone = input.indexOf('%', start)
+    if (zone !== -1 && zone < end) end = zone
+    if (!parseIpv6Into(input, start, end, words)) return -1
+    if (!(words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0 && words[4] === 0 && words[5] === 0xffff)) {
+      maskV6(words, ipv6Prefix)
+      for (let i = 0; i < 8; i++) { bytes[2 * i] = words[i]! >>> 8; bytes[2 * i + 1] = words[i]! & 255 }
+      return murmur3Bytes(bytes, 16)
+    }
+    v4 = ((words[6]! << 16) | words[7]!) >>> 0
+  }
+  v4 = mask32(v4, ipv4Prefix)
+  bytes[0] = v4 >>> 24; bytes[1] = (v4 >>> 16) & 255; bytes[2] = (v4 >>> 8) & 255; bytes[3] = v4 & 255
+  return murmur3Bytes(bytes, 4)
+}
+
+/** Dotted-quad IPv4 (four decimal octets, no leading zeros) in s[start, end) → uint32, or -1. */
+export function parseIpv4 (s: string, start = 0, end = s.length): number {
   let value = 0
   let octet = 0
   let digits = 0
   let dots = 0
-  for (let i = 0; i < s.length; i++) {
+  for (let i = start; i < end; i++) {
     const c = s.charCodeAt(i)
     if (c >= 48 && c <= 57) {
       // Leading zeros are rejected: "010" is octal to some parsers and decimal to others.
@@ -42,13 +93,86 @@ export function parseIpv4 (s: string): number {
     } else if (c === 46 /* . */) {
       if (digits === 0 || ++dots > 3) return -1
       value = value * 256 + octet
-      octet = 0; digits = 0
+      octet = 0
+      digits = 0
     } else {
       return -1
     }
   }
   if (dots !== 3 || digits === 0) return -1
   return value * 256 + octet
+}
+
+/** Hex digit value by char code, -1 for anything else: one load instead of three range tests. */
+const HEX = new Int8Array(128).fill(-1)
+for (let c = 0; c < 10; c++) HEX[48 + c] = c
+for (let c = 0; c < 6; c++) { HEX[65 + c] = 10 + c; HEX[97 + c] = 10 + c }
+
+function hexValue (c: number): number {
+  return c < 128 ? HEX[c]! : -1
+}
+
+/**
+ * RFC 4291 §2.2 text forms ("::" compression, a trailing dotted quad) in
+ * s[start, end) → 8 hextets written into `out`; false when it is not IPv6.
+ */
+export function parseIpv6Into (s: string, start: number, end: number, out: Uint16Array): boolean {
+  if (end - start < 2) return false
+  let n = 0
+  let gap = -1
+  let i = start
+  if (s.charCodeAt(i) === 58 /* : */) {
+    if (s.charCodeAt(i + 1) !== 58) return false
+    gap = 0
+    i += 2
+  }
+  while (i < end) {
+    const groupStart = i
+    let v = 0
+    let digits = 0
+    while (i < end) {
+      const h = hexValue(s.charCodeAt(i))
+      if (h === -1) break
+      v = v * 16 + h
+      i++
+      if (++digits > 4) return false
+    }
+    if (i < end && s.charCodeAt(i) === 46 /* . */) {
+      // An embedded IPv4 address is only valid as the last 32 bits.
+      if (n > 6) return false
+      const v4 = parseIpv4(s, groupStart, end)
+      if (v4 === -1) return false
+      out[n++] = v4 >>> 16
+      out[n++] = v4 & 0xffff
+      i = end
+      break
+    }
+    if (digits === 0 || n === 8) return false
+    out[n++] = v
+    if (i === end) break
+    if (s.charCodeAt(i) !== 58) return false
+    i++
+    if (i < end && s.charCodeAt(i) === 58) {
+      if (gap !== -1) return false
+      gap = n
+      i++
+    } else if (i === end) {
+      return false // a trailing single ':'
+    }
+  }
+  if (gap === -1) return n === 8
+  if (n > 7) return false
+  // Move the groups after "::" to the end and zero the gap.
+  const tail = n - gap
+  for (let k = tail - 1; k >= 0; k--) out[8 - tail + k] = out[gap + k]!
+  for (let k = gap; k < 8 - tail; k++) out[k] = 0
+  return true
+}
+
+/** The same parse, returning a fresh array (for tests and tools). */
+export function parseIpv6 (s: string): number[] | undefined {
+  const out = new Uint16Array(8)
+  return parseIpv6Into(s, 0, s.length, out) ? [...out] : undefined
 }
 
 function mask32 (v: number, prefix: number): number {
@@ -61,61 +185,16 @@ function formatIpv4 (v: number): string {
   return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`
 }
 
-/** RFC 4291 §2.2 text forms, including "::" and a trailing dotted quad → 8 hextets. */
-export function parseIpv6 (s: string): number[] | undefined {
-  if (s.length < 2) return undefined
-  const words: number[] = []
-  let gap = -1
-  let i = 0
-  if (s.startsWith('::')) { gap = 0; i = 2; if (s.length === 2) return [0, 0, 0, 0, 0, 0, 0, 0] }
-  while (i < s.length) {
-    let end = s.indexOf(':', i)
-    if (end === -1) end = s.length
-    const part = s.slice(i, end)
-    if (part.includes('.')) {
-      // An embedded IPv4 tail is only valid as the last 32 bits.
-      if (end !== s.length || words.length > 6) return undefined
-      const v4 = parseIpv4(part)
-      if (v4 === -1) return undefined
-      words.push(v4 >>> 16, v4 & 0xffff)
-      i = end
-      break
-    }
-    if (part.length === 0 || part.length > 4 || !/^[0-9a-fA-F]+$/.test(part)) return undefined
-    words.push(parseInt(part, 16))
-    if (end === s.length) { i = end; break }
-    if (s.charCodeAt(end + 1) === 58 /* : */) {
-      if (gap !== -1) return undefined
-      gap = words.length
-      i = end + 2
-      if (i === s.length) break
-    } else {
-      i = end + 1
-      if (i === s.length) return undefined // trailing single ':'
-    }
-  }
-  if (gap === -1) return words.length === 8 ? words : undefined
-  if (words.length > 7) return undefined
-  const zeros = new Array<number>(8 - words.length).fill(0)
-  return [...words.slice(0, gap), ...zeros, ...words.slice(gap)]
-}
-
-function isV4Mapped (w: number[]): boolean {
-  return w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0xffff
-}
-
-function maskV6 (w: number[], prefix: number): number[] {
-  const out = w.slice()
+function maskV6 (w: Uint16Array, prefix: number): void {
   for (let i = 0; i < 8; i++) {
     const bits = prefix - i * 16
     if (bits >= 16) continue
-    out[i] = bits <= 0 ? 0 : out[i]! & ((0xffff << (16 - bits)) & 0xffff)
+    w[i] = bits <= 0 ? 0 : w[i]! & ((0xffff << (16 - bits)) & 0xffff)
   }
-  return out
 }
 
-/** RFC 5952 canonical text: lowercase, no leading zeros, longest zero run (≥ 2) as "::". */
-function formatIpv6 (w: number[]): string {
+/** RFC 5952 canonical text: lowercase, no leading zeros, the longest zero run (≥ 2) as "::". */
+function formatIpv6 (w: Uint16Array): string {
   let bestStart = -1
   let bestLen = 1
   for (let i = 0; i < 8;) {
@@ -125,7 +204,15 @@ function formatIpv6 (w: number[]): string {
     if (j - i > bestLen) { bestStart = i; bestLen = j - i }
     i = j
   }
-  const hex = w.map(x => x.toString(16))
-  if (bestStart === -1) return hex.join(':')
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`
+  let out = ''
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out += '::'
+      i += bestLen - 1
+      continue
+    }
+    if (out.length > 0 && !out.endsWith(':')) out += ':'
+    out += w[i]!.toString(16)
+  }
+  return out
 }

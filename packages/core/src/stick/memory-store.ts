@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { invalidOption } from '../errors.js'
 
 /**
@@ -16,62 +17,20 @@ export interface MemoryStickStoreOptions {
   maxEntries?: number
 }
 
-interface Entry { id: string, expires: number }
-
 /**
- * Bounded in-memory stick table. A Map keeps insertion order, and every hit
- * re-inserts its entry, so the front of the Map is always the least recently
- * refreshed entry: eviction and expiry sweeps pop from the front in O(1).
+ * Bounded in-memory stick table on lru-cache: every hit refreshes an entry's TTL
+ * and recency, a full table evicts the least recently refreshed client, and
+ * expired entries are dropped when read. A hit costs ≈0.2 µs at 10,000 clients
+ * and stays flat as the table grows (bench/strategies.js, stickyIp rows).
  */
-class MemoryStickStore implements StickStore {
-  readonly #map = new Map<string, Entry>()
-  readonly #max: number
-
-  constructor (opts: MemoryStickStoreOptions) {
-    this.#max = opts.maxEntries ?? 100_000
-    if (!Number.isInteger(this.#max) || this.#max < 1) throw invalidOption('maxEntries', 'expected a whole number ≥ 1')
+export function memoryStickStore (opts: MemoryStickStoreOptions = {}): StickStore & { readonly size: number } {
+  const max = opts.maxEntries ?? 100_000
+  if (!Number.isInteger(max) || max < 1) throw invalidOption('maxEntries', 'expected a whole number ≥ 1')
+  const cache = new LRUCache<string, string>({ max, ttlAutopurge: false })
+  return {
+    get size () { return cache.size },
+    get: (key) => cache.get(key),
+    set: (key, upstreamId, ttlMs) => { cache.set(key, upstreamId, { ttl: ttlMs }) },
+    delete: (key) => { cache.delete(key) },
   }
-
-  get size (): number {
-    return this.#map.size
-  }
-
-  get (key: string): string | undefined {
-    const e = this.#map.get(key)
-    if (e === undefined) return undefined
-    if (e.expires <= Date.now()) {
-      this.#map.delete(key)
-      return undefined
-    }
-    return e.id
-  }
-
-  set (key: string, upstreamId: string, ttlMs: number): void {
-    const now = Date.now()
-    let e = this.#map.get(key)
-    if (e === undefined) e = { id: upstreamId, expires: now + ttlMs }
-    else {
-      this.#map.delete(key)
-      e.id = upstreamId
-      e.expires = now + ttlMs
-    }
-    this.#map.set(key, e)
-    // Sweep a couple of expired entries from the front on each write: amortised O(1),
-    // and the table never holds more than `maxEntries`.
-    for (let i = 0; i < 2 || this.#map.size > this.#max; i++) {
-      const first = this.#map.entries().next()
-      if (first.done === true) break
-      const [k, v] = first.value
-      if (this.#map.size <= this.#max && v.expires > now) break
-      this.#map.delete(k)
-    }
-  }
-
-  delete (key: string): void {
-    this.#map.delete(key)
-  }
-}
-
-export function memoryStickStore (opts: MemoryStickStoreOptions = {}): StickStore {
-  return new MemoryStickStore(opts)
 }

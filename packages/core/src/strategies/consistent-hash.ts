@@ -3,7 +3,7 @@ import { Maglev } from '../hashing/maglev.js'
 import { murmur3 } from '../hashing/murmur3.js'
 import { Ring } from '../hashing/ring.js'
 import { resolveEligible, type HashTable } from '../hashing/table.js'
-import { compileKey, type KeyFn, type KeySpec } from '../keys/key-source.js'
+import { compileKey, type KeySpec } from '../keys/key-source.js'
 import type { Members } from '../members.js'
 import type { RouteRequest } from '../types.js'
 import type { Upstream } from '../upstream.js'
@@ -42,7 +42,7 @@ export const DEFAULT_MAGLEV_SIZE = 65537
  */
 export class ConsistentHash implements Strategy {
   readonly name: string
-  readonly #key: KeyFn
+  readonly #hashOf: (req: RouteRequest) => number
   readonly #algorithm: 'ring' | 'maglev'
   readonly #vnodes: number
   readonly #tableSize: number
@@ -55,10 +55,21 @@ export class ConsistentHash implements Strategy {
   #eligibleWeight = 0
   #members: Members | undefined
 
-  constructor (opts: ConsistentHashOptions, name = 'consistentHash') {
+  /**
+   * `hashOf` (internal: ipHash) maps a request straight to its 32-bit key hash, or
+   * -1 when it has no key; by default the key is extracted and murmur3-hashed.
+   */
+  constructor (opts: ConsistentHashOptions, name = 'consistentHash', hashOf?: (req: RouteRequest) => number) {
     if (opts === null || typeof opts !== 'object') throw invalidOption('consistentHash', 'expected an options object with `key`')
     this.name = name
-    this.#key = compileKey(opts.key)
+    if (hashOf !== undefined) this.#hashOf = hashOf
+    else {
+      const key = compileKey(opts.key)
+      this.#hashOf = (req) => {
+        const k = key(req)
+        return k === undefined ? -1 : murmur3(k)
+      }
+    }
     this.#algorithm = opts.algorithm ?? 'ring'
     if (this.#algorithm !== 'ring' && this.#algorithm !== 'maglev') throw invalidOption('algorithm', "expected 'ring' or 'maglev'")
     this.#vnodes = opts.vnodes ?? DEFAULT_VNODES
@@ -94,14 +105,14 @@ export class ConsistentHash implements Strategy {
   }
 
   pick (req: RouteRequest, choice: Choice): PickResult {
-    const key = this.#key(req)
-    if (key === undefined) {
+    const hash = this.#hashOf(req)
+    if (hash === -1) {
       const r = this.#fallback.pick(req, choice)
       if (isPromise(r)) return r.then(u => { choice.reason = 'fallback'; return u })
       choice.reason = 'fallback'
       return r
     }
-    return this.pickHash(murmur3(key), choice)
+    return this.pickHash(hash, choice)
   }
 
   /** The upstream for a key hash: its owner, else its first eligible successor. */

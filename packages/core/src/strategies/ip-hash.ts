@@ -1,5 +1,5 @@
 import { invalidOption } from '../errors.js'
-import { normalizeIp } from '../keys/ip.js'
+import { ipHashOf } from '../keys/ip.js'
 import type { Strategy } from './strategy.js'
 import { ConsistentHash } from './consistent-hash.js'
 
@@ -27,5 +27,5 @@ export function checkPrefixes (opts: IpPrefixOptions): { ipv4Prefix: number, ipv
  */
 export function ipHash (opts: IpPrefixOptions = {}): Strategy {
   const { ipv4Prefix, ipv6Prefix } = checkPrefixes(opts)
-  return new ConsistentHash({ key: req => normalizeIp(req.ip, ipv4Prefix, ipv6Prefix) }, 'ipHash')
+  return new ConsistentHash({ key: () => undefined }, 'ipHash', req => ipHashOf(req.ip, ipv4Prefix, ipv6Prefix))
 }

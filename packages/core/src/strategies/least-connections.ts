@@ -15,34 +15,52 @@ import type { Choice, Strategy } from './strategy.js'
 class LeastConnections implements Strategy {
   readonly name = 'leastConnections'
   #list: readonly Upstream[] = []
+  #weights = new Float64Array(0)
   /** Smooth weighted round-robin counters, used only to break ties. */
   #current = new Float64Array(0)
+  /** Indices of the upstreams tied at the lowest load in the current pick (reused). */
+  #ties = new Int32Array(0)
 
   update (members: Members): void {
     this.#list = members.eligible
+    this.#weights = Float64Array.from(this.#list, u => u.weight)
     this.#current = new Float64Array(this.#list.length)
+    this.#ties = new Int32Array(this.#list.length)
   }
 
   pick (_req: RouteRequest, choice: Choice): Upstream | undefined {
     choice.reason = 'least-load'
     const list = this.#list
+    const weights = this.#weights
+    const ties = this.#ties
     const n = list.length
-    let best: Upstream | undefined
+    // One scan: the lowest load/weight (compared without dividing) and who ties at it.
+    let tied = 0
+    let bestLoad = 0
+    let bestWeight = 1
     for (let i = 0; i < n; i++) {
       const u = list[i]!
-      if (choice.avoids(u)) continue
-      // load/weight < best.load/best.weight, without dividing.
-      if (best === undefined || u.load * best.weight < best.load * u.weight) best = u
+      if (choice.tried !== undefined && choice.avoids(u)) continue
+      const load = u.inFlight + u.websockets
+      const w = weights[i]!
+      if (tied === 0 || load * bestWeight < bestLoad * w) {
+        bestLoad = load
+        bestWeight = w
+        tied = 0
+        ties[tied++] = i
+      } else if (load * bestWeight === bestLoad * w) {
+        ties[tied++] = i
+      }
     }
-    if (best === undefined) return undefined
+    if (tied === 0) return undefined
+    if (tied === 1) return list[ties[0]!]
     const current = this.#current
     let winner = -1
     let total = 0
-    for (let i = 0; i < n; i++) {
-      const u = list[i]!
-      if (u.load * best.weight !== best.load * u.weight || choice.avoids(u)) continue
-      current[i]! += u.weight
-      total += u.weight
+    for (let k = 0; k < tied; k++) {
+      const i = ties[k]!
+      current[i]! += weights[i]!
+      total += weights[i]!
       if (winner === -1 || current[i]! > current[winner]!) winner = i
     }
     current[winner]! -= total

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { AffinityError, invalidOption } from '../errors.js'
 import { checkCookieName, cookieAttributes, type SameSite } from '../cookie/attributes.js'
 import { TokenCodec, type VerifiedToken } from '../cookie/token.js'
@@ -47,8 +48,7 @@ class StickyCookie implements Strategy {
   readonly #attrs: string
   readonly #secure: boolean | 'auto'
   readonly #assign: Strategy
-  readonly #cacheSize: number
-  readonly #cache = new Map<string, VerifiedToken>()
+  readonly #cache: LRUCache<string, VerifiedToken> | undefined
   /** Per secret: tag → upstream, over every member (down ones included: they fail over). */
   #byTag: Map<string, Upstream>[] = []
   /** Per upstream id: its tag under the signing secret. */
@@ -71,8 +71,9 @@ class StickyCookie implements Strategy {
     if (this.#secure !== 'auto' && typeof this.#secure !== 'boolean') throw invalidOption('secure', "expected true, false or 'auto'")
     if (opts.sameSite === 'none' && this.#secure === false) throw invalidOption('sameSite', "SameSite=None requires Secure: set secure to true or 'auto'")
     this.#assign = opts.assign ?? leastConnections()
-    this.#cacheSize = opts.cacheSize ?? 10_000
-    if (!Number.isInteger(this.#cacheSize) || this.#cacheSize < 0) throw invalidOption('cacheSize', 'expected a whole number ≥ 0')
+    const cacheSize = opts.cacheSize ?? 10_000
+    if (!Number.isInteger(cacheSize) || cacheSize < 0) throw invalidOption('cacheSize', 'expected a whole number ≥ 0')
+    this.#cache = cacheSize > 0 ? new LRUCache({ max: cacheSize }) : undefined
   }
 
   update (members: Members): void {
@@ -119,7 +120,7 @@ class StickyCookie implements Strategy {
   }
 
   close (): void | Promise<void> {
-    this.#cache.clear()
+    this.#cache?.clear()
     return this.#assign.close?.()
   }
 
@@ -129,16 +130,17 @@ class StickyCookie implements Strategy {
     return u
   }
 
-  /** Authenticated, unexpired token or undefined; verified tokens are cached (FIFO). */
+  /**
+   * Authenticated, unexpired token or undefined. Verified tokens are cached (LRU):
+   * a returning user costs a lookup, not an HMAC. Only authentic tokens enter the
+   * cache: forged cookies cost one HMAC each and never displace real entries.
+   */
   #verify (raw: string): VerifiedToken | undefined {
-    let token = this.#cache.get(raw)
+    let token = this.#cache?.get(raw)
     if (token === undefined) {
       token = this.#codec.verify(raw)
       if (token === undefined) return undefined
-      if (this.#cacheSize > 0) {
-        if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!)
-        this.#cache.set(raw, token)
-      }
+      this.#cache?.set(raw, token)
     }
     if (token.expires !== 0 && token.expires * 1000 <= Date.now()) return undefined
     return token

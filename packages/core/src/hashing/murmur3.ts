@@ -80,3 +80,9 @@ export function murmur3Bytes (bytes: Uint8Array, length: number, seed = 0): numb
   h ^= length
   return fmix32(h)
 }
+
+/** murmur3Bytes of the 4 bytes of `v` in network (big-endian) order, without a buffer. */
+export function murmur3Uint32BE (v: number, seed = 0): number {
+  const k = ((v & 255) << 24) | (((v >>> 8) & 255) << 16) | (((v >>> 16) & 255) << 8) | (v >>> 24)
+  return fmix32(mix(seed | 0, k) ^ 4)
+}

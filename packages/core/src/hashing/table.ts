@@ -15,9 +15,10 @@ export interface HashTable {
 
 /**
  * For every position, the first eligible owner at or after it walking forward
- * (wrapping), or -1 when nothing is eligible. Built in O(size) when membership or
- * health changes, so the per-request pick of a key whose owner is down costs one
- * array read instead of a walk; every instance computes the same successor.
+ * (wrapping), encoded as `owner × 2 + (successor ? 1 : 0)`, or -1 when nothing is
+ * eligible. Built in O(size) when membership or health changes, so the per-request
+ * pick reads one array entry even when the key's own upstream is down; every
+ * instance computes the same successor.
  */
 export function resolveEligible (table: HashTable, eligible: Uint8Array): Int32Array {
   const { size, owner } = table
@@ -29,7 +30,7 @@ export function resolveEligible (table: HashTable, eligible: Uint8Array): Int32A
     for (let i = size - 1; i >= 0; i--) {
       const o = owner[i]!
       if (eligible[o] === 1) next = o
-      out[i] = next
+      out[i] = next === -1 ? -1 : next * 2 + (next === o ? 0 : 1)
     }
     if (next === -1) break
   }

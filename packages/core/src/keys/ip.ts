@@ -11,7 +11,7 @@
  * This runs per request for ipHash and stickyIp, so it parses in one pass into a
  * reused buffer instead of splitting strings (bench/strategies.js, ipHash rows).
  */
-import { murmur3Bytes } from '../hashing/murmur3.js'
+import { murmur3Bytes, murmur3Uint32BE } from '../hashing/murmur3.js'
 
 const words = new Uint16Array(8)
 
@@ -72,9 +72,7 @@ export function ipHashOf (input: string | undefined, ipv4Prefix = 32, ipv6Prefix
     }
     v4 = ((words[6]! << 16) | words[7]!) >>> 0
   }
-  v4 = mask32(v4, ipv4Prefix)
-  bytes[0] = v4 >>> 24; bytes[1] = (v4 >>> 16) & 255; bytes[2] = (v4 >>> 8) & 255; bytes[3] = v4 & 255
-  return murmur3Bytes(bytes, 4)
+  return murmur3Uint32BE(mask32(v4, ipv4Prefix))
 }
 
 /** Dotted-quad IPv4 (four decimal octets, no leading zeros) in s[start, end) → uint32, or -1. */

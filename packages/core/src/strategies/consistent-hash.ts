@@ -121,10 +121,11 @@ export class ConsistentHash implements Strategy {
     if (table === undefined || table.size === 0) return undefined
     const pos = table.slot(hash)
     const resolved = this.#resolved
-    const first = resolved[pos]!
-    if (first === -1) return undefined
+    const r = resolved[pos]!
+    if (r === -1) return undefined
+    const first = r >> 1
     if (this.#factor === 0 && choice.tried === undefined) {
-      choice.reason = first === table.owner[pos] ? 'hash' : 'successor'
+      choice.reason = (r & 1) === 0 ? 'hash' : 'successor'
       return this.#all[first]
     }
     // Walk forward to the first owner that is neither already tried nor over its
@@ -135,13 +136,13 @@ export class ConsistentHash implements Strategy {
     for (let k = 0; k < size; k++) {
       let p = pos + k
       if (p >= size) p -= size
-      const o = resolved[p]!
+      const o = resolved[p]! >> 1
       if (o === last) continue
       last = o
       const u = this.#all[o]!
       if (choice.avoids(u)) continue
       if (slots !== 0 && u.load >= Math.ceil(slots * u.weight / this.#eligibleWeight)) continue
-      choice.reason = o !== first ? (choice.tried === undefined ? 'spill' : 'successor') : (o === table.owner[pos] ? 'hash' : 'successor')
+      choice.reason = o !== first ? (choice.tried === undefined ? 'spill' : 'successor') : ((r & 1) === 0 ? 'hash' : 'successor')
       return u
     }
     return undefined

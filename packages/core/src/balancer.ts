@@ -271,3 +271,25 @@ export class Balancer extends EventEmitter {
 export function createBalancer (opts: BalancerOptions): Balancer {
   return new Balancer(opts)
 }
+
+/** What the adapters accept: a balancer the caller owns, or the options to build one. */
+export interface BalancerSource extends Partial<BalancerOptions> {
+  balancer?: Balancer
+}
+
+/**
+ * The adapters' shared rule: a `balancer` passed in belongs to the caller (who
+ * closes it); one built here from the shorthand options is `owned` and closed with
+ * the app.
+ */
+export function balancerFrom (opts: BalancerSource): { balancer: Balancer, owned: boolean } {
+  if (opts.balancer !== undefined) {
+    if (!(opts.balancer instanceof Balancer)) throw invalidOption('balancer', 'expected a balancer from createBalancer()')
+    if (opts.upstreams !== undefined || opts.strategy !== undefined) {
+      throw invalidOption('balancer', 'pass either `balancer` or the shorthand (`upstreams`, `strategy`, …), not both')
+    }
+    return { balancer: opts.balancer, owned: false }
+  }
+  const { balancer: _unused, ...shorthand } = opts
+  return { balancer: createBalancer(shorthand as BalancerOptions), owned: true }
+}

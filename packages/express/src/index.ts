@@ -1,1 +1,3 @@
-export {}
+export { affinity } from './middleware.js'
+export type { AffinityExpressOptions, AffinityMiddleware } from './middleware.js'
+export { BodyConsumedError } from './body.js'

@@ -1,1 +1,5 @@
-export {}
+import { affinity } from './plugin.js'
+
+export { affinity }
+export type { AffinityFastifyOptions } from './plugin.js'
+export default affinity

@@ -8,6 +8,7 @@ import { STATUS_CODES } from 'node:http'
  * never an internal error message.
  */
 export const MESSAGES = {
+  500: 'The proxy is misconfigured',
   502: 'No upstream could be reached',
   503: 'No upstream is available',
   504: 'The upstream did not respond in time',
@@ -20,7 +21,7 @@ export function errorBody (status: ErrorStatus): string {
   return JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message: MESSAGES[status] })
 }
 
-export function sendError (res: ServerResponse, status: ErrorStatus, retryAfter?: number): void {
+export function sendError (res: ServerResponse, status: ErrorStatus, retryAfter?: number, extra?: Record<string, string | string[] | number | undefined>): void {
   if (res.headersSent) {
     // Part of an upstream response went out: cut the connection so the client sees
     // an incomplete message, never a truncated body passed off as complete.
@@ -29,11 +30,13 @@ export function sendError (res: ServerResponse, status: ErrorStatus, retryAfter?
   }
   if (res.destroyed || res.writableEnded) return
   const body = errorBody(status)
-  const headers: Record<string, string | number> = {
+  const headers: Record<string, string | string[] | number> = {}
+  if (extra !== undefined) for (const name in extra) if (extra[name] !== undefined) headers[name.toLowerCase()] = extra[name]!
+  Object.assign(headers, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-  }
+  })
   if (retryAfter !== undefined) headers['retry-after'] = retryAfter
   res.writeHead(status, headers)
   res.end(body)

@@ -79,3 +79,17 @@ export function appendSetCookie (headers: Record<string, string | string[] | und
   else if (Array.isArray(existing)) existing.push(cookie)
   else headers['set-cookie'] = [existing, cookie]
 }
+
+/** Puts the app's own headers on an upstream response (Set-Cookie is added to, the rest replace). */
+export function mergeHeaders (headers: Record<string, string | string[] | undefined>, extra: Record<string, string | string[] | number | undefined>): void {
+  for (const name in extra) {
+    const value = extra[name]
+    if (value === undefined) continue
+    const key = name.toLowerCase()
+    if (key === 'set-cookie') {
+      for (const v of Array.isArray(value) ? value : [String(value)]) appendSetCookie(headers, v)
+    } else {
+      headers[key] = Array.isArray(value) ? value : String(value)
+    }
+  }
+}

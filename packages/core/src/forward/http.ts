@@ -6,7 +6,7 @@ import type { Upstream } from '../upstream.js'
 import { BodyRelay } from './body-relay.js'
 import { IDEMPOTENT, isTimeout, type ForwardContext, type Outcome } from './context.js'
 import { sendError } from './error-response.js'
-import { appendSetCookie, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { appendSetCookie, mergeHeaders, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
 
 export interface ForwardOptions {
   /** Path and query to request from the upstream, below the mount point. */
@@ -16,6 +16,13 @@ export interface ForwardOptions {
    * A Buffer or string (a body a framework already parsed) is sent as is.
    */
   body?: Readable | Buffer | string | null
+  /**
+   * Headers the app already decided on (e.g. set by framework hooks before the proxy
+   * ran: CORS, security headers). They are sent with the upstream's response and
+   * with the balancer's own errors; they replace an upstream header of the same
+   * name, except Set-Cookie, which is added to.
+   */
+  responseHeaders?: Record<string, string | string[] | number | undefined>
 }
 
 /**
@@ -28,7 +35,7 @@ export interface ForwardOptions {
  */
 export function forwardHttp (ctx: ForwardContext, choice: Choice, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions): void {
   if (choice.upstream === undefined) {
-    sendError(res, 503, ctx.retryAfter())
+    sendError(res, 503, ctx.retryAfter(), opts.responseHeaders)
     return
   }
   new Exchange(ctx, choice, req, res, opts).attempt(choice.upstream)
@@ -49,6 +56,7 @@ class Exchange {
   readonly method: string
   readonly headers: string[]
   readonly source: Readable | Buffer | string | null
+  readonly extra: ForwardOptions['responseHeaders']
   relay: BodyRelay | undefined
   attempts = 0
   clientGone = false
@@ -61,6 +69,7 @@ class Exchange {
     this.res = res
     this.path = opts.path
     this.method = req.method ?? 'GET'
+    this.extra = opts.responseHeaders
     this.headers = upstreamRequestHeaders(req, choice.request)
     if (opts.body === undefined) this.source = hasBody(req.headers) ? req : null
     else this.source = opts.body
@@ -103,7 +112,7 @@ class Exchange {
     const timeout = isTimeout(err)
     const replayable = !reached || (IDEMPOTENT.has(this.method) && this.relay?.started !== true)
     if (timeout || !replayable || this.attempts > this.ctx.retries) {
-      sendError(this.res, timeout ? 504 : 502)
+      sendError(this.res, timeout ? 504 : 502, undefined, this.extra)
       return
     }
     ;(this.choice.tried ??= []).push(u)
@@ -114,7 +123,7 @@ class Exchange {
 
   retry (next: Upstream | undefined): void {
     if (this.clientGone) return
-    if (next === undefined) sendError(this.res, 502)
+    if (next === undefined) sendError(this.res, 502, undefined, this.extra)
     else this.attempt(next)
   }
 
@@ -156,6 +165,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (statusCode >= 500) this.outcome = 'failure'
     const res = this.ex.res
     stripResponseHeaders(headers)
+    if (this.ex.extra !== undefined) mergeHeaders(headers, this.ex.extra)
     const cookie = this.ex.choice.setCookie
     if (cookie !== undefined) appendSetCookie(headers, cookie)
     try {

@@ -1,0 +1,80 @@
+import { balancerFrom, writeSocketError, type Balancer, type BalancerSource, type Choice } from '@affinity/core'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { BodyConsumedError, forwardableBody } from './body.js'
+import { ExpressRouteRequest, type ExpressRequest } from './route-request.js'
+import { kUpgrade, routeUpgrade, type ExpressApp, type UpgradeRequest } from './upgrade.js'
+
+export interface AffinityExpressOptions extends BalancerSource {
+  /**
+   * The Express app whose middleware and `trust proxy` setting WebSocket upgrades
+   * go through. Found automatically from the server when it was created by
+   * `app.listen()` or `http.createServer(app)`; pass it when the server's request
+   * listener is something else.
+   */
+  app?: ExpressApp
+}
+
+type Next = (err?: unknown) => void
+
+export interface AffinityMiddleware {
+  (req: IncomingMessage, res: ServerResponse, next: Next): void
+  /** The balancer behind this middleware. */
+  readonly balancer: Balancer
+  /** `server.on('upgrade', lb.upgrade)`: WebSocket upgrades with the same sticky choice. */
+  upgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void
+  /** Ends open WebSocket tunnels and, if it built the balancer from options, closes it. */
+  close (): Promise<void>
+}
+
+/**
+ * Affinity as Express middleware (Express 5, and 4): `app.use('/api', affinity({...}))`.
+ * Forwards through the core's undici forwarder; the upstream sees the path below
+ * the mount (req.url).
+ */
+export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
+  const { app, ...source } = opts
+  const { balancer, owned } = balancerFrom(source)
+  const tunnels = new Set<Duplex>()
+
+  const forward = (choice: Choice, req: ExpressRequest, res: ServerResponse, next: Next): void => {
+    const pending = (req as UpgradeRequest)[kUpgrade]
+    if (pending !== undefined) {
+      tunnels.add(pending.socket)
+      pending.socket.once('close', () => tunnels.delete(pending.socket))
+      balancer.upgrade(choice, req, pending.socket, pending.head, req.url ?? '/')
+      return
+    }
+    const body = forwardableBody(req)
+    if (body instanceof BodyConsumedError) {
+      next(body)
+      return
+    }
+    balancer.forward(choice, req, res, {
+      path: req.url ?? '/',
+      body,
+      // Headers earlier middleware set (CORS, security headers) go out with the answer.
+      responseHeaders: res.getHeaders() as Record<string, string | string[] | number | undefined>,
+    })
+  }
+
+  const middleware = ((req: ExpressRequest, res: ServerResponse, next: Next): void => {
+    const choice = balancer.choose(new ExpressRouteRequest(req))
+    if (choice instanceof Promise) choice.then(c => forward(c, req, res, next), next)
+    else forward(choice, req, res, next)
+  }) as AffinityMiddleware
+
+  Object.defineProperty(middleware, 'balancer', { value: balancer, enumerable: true })
+  middleware.upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => {})
+    if (!routeUpgrade(app, req, socket, head)) {
+      process.emitWarning('@affinity/express: lb.upgrade could not find the Express app; pass it as affinity({ app })', 'AffinityWarning')
+      writeSocketError(socket, 500)
+    }
+  }
+  middleware.close = async (): Promise<void> => {
+    for (const socket of tunnels) socket.destroy()
+    if (owned) await balancer.close()
+  }
+  return middleware
+}

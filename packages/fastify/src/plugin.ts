@@ -1,0 +1,150 @@
+import fastifyCookie from '@fastify/cookie'
+import fastifyHttpProxy from '@fastify/http-proxy'
+import { balancerFrom, type Balancer, type BalancerListener, type BalancerSource, type Choice } from '@affinity/core'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Duplex } from 'node:stream'
+import { Readable } from 'node:stream'
+import { FastifyRouteRequest } from './route-request.js'
+import { kUpgrade, routeUpgrades, type UpgradeRequest } from './upgrade.js'
+
+export interface AffinityFastifyOptions extends BalancerSource {
+  /** Mount point, as in @fastify/http-proxy (Fastify's register option). */
+  prefix?: string
+  /** Prepended to the path below the prefix, as in @fastify/http-proxy. */
+  rewritePrefix?: string
+  /** Proxy WebSocket upgrades under the prefix, with the same sticky choice. */
+  websocket?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Affinity's decision for this request: upstream, reason, cookie to set. */
+    affinity: Choice | null
+  }
+}
+
+type ParseCookie = (header: string) => Record<string, string | undefined>
+
+async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOptions): Promise<void> {
+  const { prefix: _prefix, rewritePrefix, websocket = false, ...source } = opts
+  const { balancer, owned } = balancerFrom(source)
+
+  // @fastify/cookie parses the balancer cookie. Registered here (encapsulated, with
+  // no parsing hook) only if the app has not: strategies parse lazily, on demand.
+  if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie, { hook: false })
+  const parseCookie = (fastify as unknown as { parseCookie: ParseCookie }).parseCookie
+
+  logStateChanges(fastify, balancer, owned)
+  fastify.decorateRequest('affinity', null)
+
+  // The choice is made once per request, before body parsing and the app's own
+  // preHandlers (which can read request.affinity), and possibly asynchronously
+  // (a shared stick store). The same hook runs for routed WebSocket upgrades.
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    const choice = balancer.choose(new FastifyRouteRequest(request, parseCookie))
+    if (choice instanceof Promise) {
+      choice.then(c => { request.affinity = c; log(request, c); done() }, done)
+    } else {
+      request.affinity = choice
+      log(request, choice)
+      done()
+    }
+  })
+
+  const tunnels = new Set<Duplex>()
+  if (websocket) {
+    routeUpgrades(fastify, fastify.prefix)
+    // Upgraded sockets keep server.close() waiting: end them when the app closes.
+    fastify.addHook('preClose', (done) => {
+      for (const socket of tunnels) socket.destroy()
+      done()
+    })
+  }
+
+  // Bodies are proxied byte for byte: drop every parser this context inherited
+  // (Fastify's own text/plain parser would otherwise buffer text bodies into a string,
+  // and an app's form or multipart parser would consume them); @fastify/http-proxy
+  // then installs its pass-through parser for every content type.
+  fastify.removeAllContentTypeParsers()
+
+  await fastify.register(fastifyHttpProxy, {
+    // Routes, prefix / rewritePrefix handling, destination validation and the
+    // body pass-through parser come from @fastify/http-proxy. The per-request upstream
+    // is read from the onRequest decision (getUpstream must be synchronous).
+    upstream: '',
+    rewritePrefix,
+    replyOptions: { getUpstream: (request: { affinity?: Choice | null }) => request.affinity?.upstream?.origin ?? '' },
+    // Forwarding itself goes through the core forwarder instead of reply.from():
+    // reply-from calls getUpstream once, so a refused connection can never fail over
+    // to another upstream; it maps a refusal to 500 and retries GET + 503 ten times on
+    // the same upstream. The core retries on another upstream (re-pinning the sticky
+    // cookie), answers the SPEC's JSON 502/503/504, verifies TLS and sets X-Forwarded-*.
+    handler: (request: FastifyRequest, reply: FastifyReply, dest: string) => {
+      const choice = request.affinity!
+      const raw = request.raw as UpgradeRequest
+      const q = raw.url?.indexOf('?') ?? -1
+      const path = q === -1 ? dest : dest + raw.url!.slice(q)
+      const pending = raw[kUpgrade]
+      reply.hijack()
+      if (pending !== undefined) {
+        tunnels.add(pending.socket)
+        pending.socket.once('close', () => tunnels.delete(pending.socket))
+        balancer.upgrade(choice, raw, pending.socket, pending.head, path)
+        return
+      }
+      // Proxied responses are written straight to the socket (reply.hijack), so the
+      // upstream's status, headers and body stream through untouched; headers the app
+      // set in earlier hooks (CORS, security headers) are sent with them.
+      balancer.forward(choice, raw, reply.raw, {
+        path,
+        body: bodyOf(request),
+        responseHeaders: reply.getHeaders() as Record<string, string | string[] | number | undefined>,
+      })
+    },
+    // reply-from is registered by @fastify/http-proxy but never called; release its agent on close.
+    destroyAgent: true,
+    disableRequestLogging: true,
+  })
+
+  if (owned) fastify.addHook('onClose', async () => { await balancer.close() })
+}
+
+/** The body stream the pass-through parser produced (a preParsing hook may have wrapped it), if any. */
+function bodyOf (request: FastifyRequest): Readable | undefined {
+  const body = request.body
+  return body instanceof Readable ? body : undefined
+}
+
+function log (request: FastifyRequest, choice: Choice): void {
+  // Building the log object costs an allocation per request: only when debug is on.
+  const logger = request.log as FastifyRequest['log'] & { isLevelEnabled?: (level: string) => boolean }
+  if (logger.isLevelEnabled?.('debug') === true) {
+    request.log.debug({ upstream: choice.upstream?.id, reason: choice.reason, cookie: choice.setCookie !== undefined }, 'affinity: upstream chosen')
+  }
+}
+
+/** Upstream state changes go to the app logger: down at warn, the rest at info. */
+function logStateChanges (fastify: FastifyInstance, balancer: Balancer, owned: boolean): void {
+  const listeners: Array<[Parameters<Balancer['on']>[0], BalancerListener]> = [
+    ['down', (u, reason) => fastify.log.warn({ upstream: u.id, reason }, 'affinity: upstream down')],
+    ['up', (u, reason) => fastify.log.info({ upstream: u.id, reason }, 'affinity: upstream up')],
+    ['added', (u) => fastify.log.info({ upstream: u.id }, 'affinity: upstream added')],
+    ['removed', (u) => fastify.log.info({ upstream: u.id }, 'affinity: upstream removed')],
+    ['drained', (u) => fastify.log.info({ upstream: u.id }, 'affinity: upstream drained')],
+  ]
+  for (const [event, fn] of listeners) balancer.on(event, fn)
+  // A caller-owned balancer outlives the app: stop logging into a closed app.
+  if (!owned) fastify.addHook('onClose', (_instance, done) => { for (const [event, fn] of listeners) balancer.off(event, fn); done() })
+}
+
+/**
+ * Affinity as a Fastify plugin. Encapsulated (fastify-plugin `encapsulate: true`,
+ * as @fastify/http-proxy does), so each registration with its own prefix is an
+ * independent proxy, yet the plugin is named for `dependencies` checks.
+ */
+export const affinity = fp(affinityPlugin, {
+  name: '@affinity/fastify',
+  fastify: '5.x',
+  encapsulate: true,
+})

@@ -1,0 +1,26 @@
+// Compile-only type test (checked by `tsc -b`, never run): the SPEC's Express snippet
+// type-checks with Express 5's own types, and wrong options do not.
+import express from 'express'
+import { affinity, type AffinityMiddleware } from '@affinity/express'
+import { createBalancer, ipHash, type Balancer } from '@affinity/core'
+
+export async function typeTests (): Promise<void> {
+  const balancer = createBalancer({ upstreams: ['http://127.0.0.1:3001'], strategy: ipHash({ ipv4Prefix: 24 }) })
+  const lb: AffinityMiddleware = affinity({ balancer })
+  const app = express()
+  app.set('trust proxy', 'loopback')
+  app.use('/api', lb)
+  app.use('/hash', affinity({ upstreams: ['http://127.0.0.1:3001'], retries: 2, timeoutMs: 5000, app }))
+  const server = app.listen(8080)
+  server.on('upgrade', lb.upgrade)
+  const same: Balancer = lb.balancer
+  void same
+  await lb.close()
+
+  // @ts-expect-error upstreams are URL strings or { url, id, weight }
+  affinity({ upstreams: [8080] })
+  // @ts-expect-error timeoutMs is in milliseconds, a number
+  affinity({ balancer, timeoutMs: '5s' })
+  // @ts-expect-error the balancer is read-only
+  lb.balancer = balancer
+}

@@ -9,6 +9,7 @@
 //   npm run demo            # a readable report
 //   npm run demo -- --json  # the same results as JSON
 import http from 'node:http'
+import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import affinity from '@affinity/fastify'
 import { createBalancer, roundRobin, stickyCookie, stickyIp, consistentHash, ipHash } from '@affinity/core'
@@ -228,11 +229,16 @@ export async function runDemo () {
   return results
 }
 
-const started = Date.now()
-const results = await runDemo()
-if (process.argv.includes('--json')) {
-  console.log(JSON.stringify({ users: USERS.map(u => u.name), items: ITEMS, results, ms: Date.now() - started }, null, 2))
-} else {
-  console.log(report(results))
-  console.log(`\n(${results.length} strategies, ${Date.now() - started} ms)`)
+export { report }
+
+// Run only when executed directly (test/demo.test.ts imports runDemo instead).
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const started = Date.now()
+  const results = await runDemo()
+  if (process.argv.includes('--json')) {
+    console.log(JSON.stringify({ users: USERS.map(u => u.name), items: ITEMS, results, ms: Date.now() - started }, null, 2))
+  } else {
+    console.log(report(results))
+    console.log(`\n(${results.length} strategies, ${Date.now() - started} ms)`)
+  }
 }

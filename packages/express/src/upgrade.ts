@@ -21,6 +21,10 @@ export type ExpressApp = ((req: IncomingMessage, res: ServerResponse) => void) &
  * listener (what `app.listen()` and `http.createServer(app)` install).
  */
 export function routeUpgrade (app: ExpressApp | undefined, req: UpgradeRequest, socket: Duplex, head: Buffer): boolean {
+  // Several Affinity middlewares on one server (two mount paths) each add their
+  // `lb.upgrade` listener, and each would route the upgrade through the whole app:
+  // the first listener handles it, the others leave it alone.
+  if (req[kUpgrade] !== undefined) return true
   const target = app ?? findApp(req)
   if (target === undefined) return false
   req[kUpgrade] = { socket, head }

@@ -1,0 +1,161 @@
+/**
+ * One interface over both adapters, so the shared scenario table (scenarios.ts)
+ * runs the same cases against the Fastify plugin and the Express middleware, in
+ * the spirit of Hono's adapter conformance suite. Each `start` builds a real app on
+ * 127.0.0.1:0 with the proxy mounted under a prefix and registers its teardown
+ * with the test; balancers passed in belong to the caller (the scenario), as the
+ * SPEC says, and upstreams are the scenario's too.
+ */
+import { once } from 'node:events'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Test } from 'tap'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import express from 'express'
+import affinityPlugin from '@affinity/fastify'
+import { affinity as affinityMiddleware, type AffinityMiddleware } from '@affinity/express'
+import type { BalancerSource } from '@affinity/core'
+
+/** One proxy mounted at `prefix`. */
+export interface Mount {
+  /** The balancer (caller-owned) or the shorthand options (adapter-owned). */
+  source: BalancerSource
+  prefix: string
+  /** Fastify only (Express has no rewritePrefix): harnesses that lack it throw. */
+  rewritePrefix?: string
+  /** Proxy WebSocket upgrades (default true). */
+  websocket?: boolean
+}
+
+export interface AppOptions<App> {
+  /** The framework's trust-proxy setting (Fastify `trustProxy`, Express `trust proxy`); off by default. */
+  trustProxy?: boolean
+  /** App-level setup that runs before the proxy is mounted (hooks, auth middleware, body parsers…). */
+  extraApp?: (app: App) => void | Promise<void>
+  /** Setup that runs after the proxy is mounted (Express error handlers, other routes…). */
+  afterMount?: (app: App) => void | Promise<void>
+}
+
+export interface StartOptions<App> extends AppOptions<App> {
+  source: BalancerSource
+  /** Mount point (default '/api'). */
+  prefix?: string
+  rewritePrefix?: string
+  websocket?: boolean
+}
+
+export interface Started<App = unknown> {
+  /** Origin of the app, e.g. http://127.0.0.1:40123. */
+  url: string
+  /** `url` + the prefix. */
+  base: string
+  app: App
+  close (): Promise<void>
+}
+
+export interface StartedMounts<App = unknown> {
+  url: string
+  /** `url` + each mount's prefix, in the order given. */
+  bases: string[]
+  app: App
+  close (): Promise<void>
+}
+
+export interface AdapterHarness<App = any> {
+  readonly name: string
+  /** Whether `rewritePrefix` can be expressed (Fastify yes, Express no). */
+  readonly supportsRewritePrefix: boolean
+  /** One app with one proxy under `prefix`, torn down with `t`. */
+  start (t: Test, opts: StartOptions<App>): Promise<Started<App>>
+  /** One app with several independent proxies (one per mount), torn down with `t`. */
+  startMounts (t: Test, mounts: Mount[], opts?: AppOptions<App>): Promise<StartedMounts<App>>
+}
+
+function originOf (server: Server): string {
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+function single<App> (h: Pick<AdapterHarness<App>, 'startMounts'>): AdapterHarness<App>['start'] {
+  return async (t, opts) => {
+    const { source, prefix = '/api', rewritePrefix, websocket, ...appOpts } = opts
+    const m = await h.startMounts(t, [{ source, prefix, rewritePrefix, websocket }], appOpts)
+    return { url: m.url, base: m.bases[0]!, app: m.app, close: m.close }
+  }
+}
+
+/** Fastify: `app.register(affinity, { prefix, rewritePrefix, websocket, ...source })` per mount. */
+export function fastifyHarness (fastifyOptions: FastifyServerOptions = {}): AdapterHarness<FastifyInstance> {
+  const h: Pick<AdapterHarness<FastifyInstance>, 'startMounts'> = {
+    async startMounts (t, mounts, opts = {}) {
+      const app = Fastify({ ...fastifyOptions, trustProxy: opts.trustProxy ?? false })
+      let closed = false
+      const close = async (): Promise<void> => {
+        if (closed) return
+        closed = true
+        const done = app.close()
+        // Anything still open (a hanging request, a keep-alive socket) must not hold the teardown.
+        app.server.closeAllConnections()
+        await done
+      }
+      t.teardown(close)
+      await opts.extraApp?.(app)
+      for (const m of mounts) {
+        await app.register(affinityPlugin, {
+          prefix: m.prefix,
+          ...(m.rewritePrefix !== undefined ? { rewritePrefix: m.rewritePrefix } : {}),
+          websocket: m.websocket ?? true,
+          ...m.source,
+        })
+      }
+      await opts.afterMount?.(app)
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      const url = originOf(app.server)
+      return { url, bases: mounts.map(m => url + m.prefix), app, close }
+    },
+  }
+  return { name: 'fastify', supportsRewritePrefix: true, startMounts: h.startMounts, start: single(h) }
+}
+
+/** The part of an Express app factory (5, or 4 through the `express4` alias) the harness uses. */
+export type ExpressFactory = () => express.Express
+
+/**
+ * Express: `app.use(prefix, lb)` per mount and `server.on('upgrade', lb.upgrade)`
+ * for each middleware, as the README shows for one.
+ */
+export function expressHarness (factory: ExpressFactory = express, name = 'express'): AdapterHarness<express.Express> {
+  const h: Pick<AdapterHarness<express.Express>, 'startMounts'> = {
+    async startMounts (t, mounts, opts = {}) {
+      const app = factory()
+      app.set('trust proxy', opts.trustProxy ?? false)
+      const lbs: AffinityMiddleware[] = []
+      let server: Server | undefined
+      let closed = false
+      const close = async (): Promise<void> => {
+        if (closed) return
+        closed = true
+        await Promise.all(lbs.map(lb => lb.close()))
+        if (server !== undefined) {
+          const s = server
+          s.closeAllConnections()
+          await new Promise<void>(resolve => s.close(() => resolve()))
+        }
+      }
+      t.teardown(close)
+      await opts.extraApp?.(app)
+      for (const m of mounts) {
+        if (m.rewritePrefix !== undefined) throw new Error('Express has no rewritePrefix')
+        const lb = affinityMiddleware(m.source)
+        lbs.push(lb)
+        app.use(m.prefix, lb)
+      }
+      await opts.afterMount?.(app)
+      server = app.listen(0, '127.0.0.1')
+      await once(server, 'listening')
+      for (const [i, lb] of lbs.entries()) if (mounts[i]!.websocket ?? true) server.on('upgrade', lb.upgrade)
+      const url = originOf(server)
+      return { url, bases: mounts.map(m => url + m.prefix), app, close }
+    },
+  }
+  return { name, supportsRewritePrefix: false, startMounts: h.startMounts, start: single(h) }
+}

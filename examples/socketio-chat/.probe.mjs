@@ -1,0 +1,5 @@
+const t0 = Date.now()
+const m = await import('./index.js')
+const r = await m.run({ log: (...a) => console.log(Date.now() - t0, ...a) })
+console.log(Date.now() - t0, 'run done')
+setInterval(() => console.log(Date.now() - t0, process._getActiveHandles().map(h => h.constructor.name + (h.remotePort ? ':' + h.remotePort + '/' + h.localPort : '')).join(',')), 3000).unref()

@@ -13,6 +13,8 @@ export interface TestUpstream {
   seen: Array<{ method: string, url: string, headers: http.IncomingHttpHeaders }>
   /** What /health answers. */
   healthStatus: number
+  /** When set, every request but /health is answered with this status. */
+  failStatus: number | undefined
   /** Per-user in-memory carts, the state that stickiness protects. */
   carts: Map<string, string[]>
   close (): Promise<void>
@@ -39,7 +41,7 @@ export function patternSha (bytes: number): string {
 
 export async function startUpstream (name: string): Promise<TestUpstream> {
   const up: TestUpstream = {
-    name, url: '', port: 0, server: undefined as unknown as http.Server, seen: [], healthStatus: 200, carts: new Map(),
+    name, url: '', port: 0, server: undefined as unknown as http.Server, seen: [], healthStatus: 200, failStatus: undefined, carts: new Map(),
     close: async () => {},
   }
   const server = http.createServer((req, res) => {
@@ -48,6 +50,11 @@ export async function startUpstream (name: string): Promise<TestUpstream> {
     const path = url.pathname.replace(/^\/base/, '')
     if (path === '/health') {
       res.writeHead(up.healthStatus).end()
+      return
+    }
+    if (up.failStatus !== undefined) {
+      res.writeHead(up.failStatus, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ name }))
       return
     }
     if (path === '/hang') return // never answers

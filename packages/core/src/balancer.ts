@@ -28,10 +28,19 @@ export interface BalancerOptions {
   timeoutMs?: number
   /** undici Pool options for each upstream (connections, keepAliveTimeout, connect: TLS options…). */
   pool?: Pool.Options
+  /**
+   * Panic mode, as Envoy's healthy_panic_threshold: when fewer than this percentage
+   * of upstreams (draining ones aside) are up, health is ignored and all of them
+   * take traffic. 0 (the default) turns it off, so that none up means 503.
+   */
+  panicThreshold?: number
 }
 
 export type BalancerEvent = 'down' | 'up' | 'added' | 'removed' | 'drained'
 export type BalancerListener = (upstream: UpstreamInfo, reason: string) => void
+/** With 'panic' and 'calm': how many upstreams (draining ones aside) are up. */
+export interface PanicInfo { up: number, total: number, threshold: number }
+export type PanicListener = (info: PanicInfo) => void
 
 /** Each strategy instance keeps per-balancer tables, so it can serve one balancer only. */
 const boundStrategies = new WeakSet<Strategy>()
@@ -54,6 +63,7 @@ export class Balancer extends EventEmitter {
   readonly #drains = new Map<Upstream, Array<() => void>>()
   readonly #states = new Map<Upstream, UpstreamState>()
   readonly #ctx: ForwardContext
+  readonly #panicThreshold: number
   #members: Members
   #version = 0
   #closed = false
@@ -73,6 +83,8 @@ export class Balancer extends EventEmitter {
     if (boundStrategies.has(strategy)) throw new AffinityError('AFFINITY_ERR_STRATEGY_IN_USE', strategy.name)
     this.strategy = strategy
     this.#poolOptions = { connect: { timeout: Math.min(10_000, this.timeoutMs) }, ...opts.pool }
+    this.#panicThreshold = opts.panicThreshold ?? 0
+    if (!Number.isFinite(this.#panicThreshold) || this.#panicThreshold < 0 || this.#panicThreshold > 100) throw invalidOption('panicThreshold', 'expected a percentage from 0 (off) to 100')
     const active = activeConfig(opts.health)
     const passive = passiveConfig(opts.passive)
     this.#retryAfter = Math.max(1, Math.ceil(Math.min(passive?.cooldownMs ?? Infinity, active?.intervalMs ?? Infinity, 10_000) / 1000))
@@ -90,10 +102,15 @@ export class Balancer extends EventEmitter {
       this.#states.set(u, 'up')
     }
     boundStrategies.add(strategy)
-    this.#members = new Members(this.#upstreams.values(), 0, this.#totals)
+    this.#members = new Members(this.#upstreams.values(), 0, this.#totals, this.#panicThreshold)
     strategy.update(this.#members)
 
-    this.#passive = passive && new PassiveHealth(passive, (u, why) => this.#healthChanged(u, why), (u) => this.#members.eligible.some(o => o !== u))
+    const upstreams = this.#upstreams
+    this.#passive = passive && new PassiveHealth(passive, (u, why) => this.#healthChanged(u, why), {
+      get total () { return upstreams.size },
+      get ejected () { let n = 0; for (const u of upstreams.values()) if (u.ejected) n++; return n },
+      upOtherThan: (u) => { let n = 0; for (const o of upstreams.values()) if (o !== u && o.state === 'up') n++; return n },
+    })
     this.#active = active && new ActiveHealth(active, (u, why) => {
       if (u.healthy && u.ejected) { u.ejected = false; this.#passive?.forget(u) }
       this.#healthChanged(u, why)
@@ -197,11 +214,15 @@ export class Balancer extends EventEmitter {
     forwardUpgrade(this.#ctx, choice, req, socket, head, path)
   }
 
-  override on (event: BalancerEvent, listener: BalancerListener): this {
+  override on (event: 'panic' | 'calm', listener: PanicListener): this
+  override on (event: BalancerEvent, listener: BalancerListener): this
+  override on (event: BalancerEvent | 'panic' | 'calm', listener: BalancerListener | PanicListener): this {
     return super.on(event, listener)
   }
 
-  override once (event: BalancerEvent, listener: BalancerListener): this {
+  override once (event: 'panic' | 'calm', listener: PanicListener): this
+  override once (event: BalancerEvent, listener: BalancerListener): this
+  override once (event: BalancerEvent | 'panic' | 'calm', listener: BalancerListener | PanicListener): this {
     return super.once(event, listener)
   }
 
@@ -232,8 +253,14 @@ export class Balancer extends EventEmitter {
   }
 
   #rebuild (): void {
-    this.#members = new Members(this.#upstreams.values(), ++this.#version, this.#totals)
+    const wasPanic = this.#members.panic
+    this.#members = new Members(this.#upstreams.values(), ++this.#version, this.#totals, this.#panicThreshold)
     this.strategy.update(this.#members)
+    if (this.#members.panic !== wasPanic) {
+      const candidates = this.#members.all.filter(u => !u.draining)
+      const info: PanicInfo = { up: candidates.filter(u => u.state === 'up').length, total: candidates.length, threshold: this.#panicThreshold }
+      this.emit(this.#members.panic ? 'panic' : 'calm', info)
+    }
   }
 
   #healthChanged (u: Upstream, reason: string): void {

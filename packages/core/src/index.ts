@@ -1,5 +1,5 @@
 export { createBalancer, balancerFrom, Balancer } from './balancer.js'
-export type { BalancerOptions, BalancerSource, BalancerEvent, BalancerListener } from './balancer.js'
+export type { BalancerOptions, BalancerSource, BalancerEvent, BalancerListener, PanicInfo, PanicListener } from './balancer.js'
 export { AffinityError } from './errors.js'
 export type { AffinityErrorCode } from './errors.js'
 export type { ForwardOptions } from './forward/http.js'

@@ -9,7 +9,7 @@ import type { Upstream } from './upstream.js'
  */
 export class Members {
   readonly all: readonly Upstream[]
-  /** Upstreams that take new users: state 'up'. */
+  /** Upstreams that take new users: state 'up' (in panic mode: every one not draining). */
   readonly eligible: readonly Upstream[]
   /** 1 where `all[i]` takes new users, else 0: a dense flag array for hash tables. */
   readonly eligibleMask: Uint8Array
@@ -19,12 +19,23 @@ export class Members {
   readonly version: number
   /** Live totals kept by the balancer (shared, mutable): bounded loads read `load`. */
   readonly totals: { load: number }
+  /**
+   * Panic mode (Envoy's healthy_panic_threshold): fewer than `panicThreshold` percent
+   * of the upstreams not draining are up, so health is ignored and every one of
+   * them takes traffic — with so many "down", the checks are more likely wrong than
+   * the servers, and a request that fails to connect still fails over.
+   */
+  readonly panic: boolean
 
-  constructor (upstreams: Iterable<Upstream>, version: number, totals: { load: number } = { load: 0 }) {
+  constructor (upstreams: Iterable<Upstream>, version: number, totals: { load: number } = { load: 0 }, panicThreshold = 0) {
     this.totals = totals
     this.all = [...upstreams].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    this.eligible = this.all.filter(u => u.state === 'up')
-    this.eligibleMask = Uint8Array.from(this.all, u => (u.state === 'up' ? 1 : 0))
+    const candidates = this.all.filter(u => !u.draining)
+    const up = candidates.filter(u => u.state === 'up')
+    this.panic = panicThreshold > 0 && candidates.length > 0 && up.length * 100 < panicThreshold * candidates.length
+    this.eligible = this.panic ? candidates : up
+    const eligible = new Set(this.eligible)
+    this.eligibleMask = Uint8Array.from(this.all, u => (eligible.has(u) ? 1 : 0))
     this.index = new Map(this.all.map((u, i) => [u.id, i]))
     this.version = version
   }
@@ -32,5 +43,11 @@ export class Members {
   get (id: string): Upstream | undefined {
     const i = this.index.get(id)
     return i === undefined ? undefined : this.all[i]
+  }
+
+  /** Whether users already bound to `u` stay there: it is up or draining (or down, in panic mode). */
+  keeps (u: Upstream): boolean {
+    const state = u.state
+    return state !== 'down' || this.panic
   }
 }

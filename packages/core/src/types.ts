@@ -37,6 +37,8 @@ export interface UpstreamInfo {
   websockets: number
   requests: number
   failures: number
+  /** Passive ejections in a row (decays while the upstream stays healthy). */
+  ejections: number
 }
 
 export interface HealthOptions {
@@ -52,6 +54,10 @@ export interface HealthOptions {
 export interface PassiveOptions {
   /** Consecutive failures (connect errors, timeouts, 5xx) that eject an upstream. */
   failures?: number
-  /** How long an ejected upstream stays out before it is tried again. */
+  /** How long a first ejection lasts; the n-th in a row lasts n × cooldownMs. */
   cooldownMs?: number
+  /** The longest an ejection lasts (default 300 s, Envoy's max_ejection_time). */
+  maxCooldownMs?: number
+  /** At most this share of upstreams ejected at once (default 50; one may always be). */
+  maxEjectedPercent?: number
 }

@@ -62,6 +62,7 @@ export class Upstream {
       websockets: this.websockets,
       requests: this.requests,
       failures: this.failures,
+      ejections: this.ejections,
     }
   }
 }

@@ -1,6 +1,6 @@
 import fastifyCookie from '@fastify/cookie'
 import fastifyHttpProxy from '@fastify/http-proxy'
-import { balancerFrom, type Balancer, type BalancerListener, type BalancerSource, type Choice } from '@affinity/core'
+import { balancerFrom, type Balancer, type BalancerListener, type BalancerSource, type Choice, type PanicListener } from '@affinity/core'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Duplex } from 'node:stream'
@@ -133,9 +133,18 @@ function logStateChanges (fastify: FastifyInstance, balancer: Balancer, owned: b
     ['removed', (u) => fastify.log.info({ upstream: u.id }, 'affinity: upstream removed')],
     ['drained', (u) => fastify.log.info({ upstream: u.id }, 'affinity: upstream drained')],
   ]
+  const panic: PanicListener = (p) => fastify.log.warn(p, 'affinity: panic mode, health ignored')
+  const calm: PanicListener = (p) => fastify.log.info(p, 'affinity: panic mode over')
   for (const [event, fn] of listeners) balancer.on(event, fn)
+  balancer.on('panic', panic).on('calm', calm)
   // A caller-owned balancer outlives the app: stop logging into a closed app.
-  if (!owned) fastify.addHook('onClose', (_instance, done) => { for (const [event, fn] of listeners) balancer.off(event, fn); done() })
+  if (!owned) {
+    fastify.addHook('onClose', (_instance, done) => {
+      for (const [event, fn] of listeners) balancer.off(event, fn)
+      balancer.off('panic', panic).off('calm', calm)
+      done()
+    })
+  }
 }
 
 /**

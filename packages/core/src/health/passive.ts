@@ -2,72 +2,116 @@ import { invalidOption } from '../errors.js'
 import type { PassiveOptions } from '../types.js'
 import type { Upstream } from '../upstream.js'
 
-export interface PassiveConfig { failures: number, cooldownMs: number }
+export interface PassiveConfig {
+  failures: number
+  cooldownMs: number
+  maxCooldownMs: number
+  maxEjectedPercent: number
+}
 
 export function passiveConfig (opts: PassiveOptions | false | undefined): PassiveConfig | undefined {
   if (opts === false) return undefined
   const failures = opts?.failures ?? 3
   const cooldownMs = opts?.cooldownMs ?? 10_000
+  const maxCooldownMs = opts?.maxCooldownMs ?? Math.max(300_000, cooldownMs)
+  const maxEjectedPercent = opts?.maxEjectedPercent ?? 50
   if (!Number.isInteger(failures) || failures < 1) throw invalidOption('passive.failures', 'expected a whole number ≥ 1')
   if (!Number.isFinite(cooldownMs) || cooldownMs <= 0) throw invalidOption('passive.cooldownMs', 'expected milliseconds > 0')
-  return { failures, cooldownMs }
+  if (!Number.isFinite(maxCooldownMs) || maxCooldownMs < cooldownMs) throw invalidOption('passive.maxCooldownMs', 'expected milliseconds ≥ cooldownMs')
+  if (!Number.isFinite(maxEjectedPercent) || maxEjectedPercent < 0 || maxEjectedPercent > 100) throw invalidOption('passive.maxEjectedPercent', 'expected a percentage from 0 to 100')
+  return { failures, cooldownMs, maxCooldownMs, maxEjectedPercent }
+}
+
+/** What the balancer tells passive health about the whole pool. */
+export interface PoolView {
+  /** Upstreams in the pool (not removed). */
+  readonly total: number
+  /** Upstreams currently ejected by passive health. */
+  readonly ejected: number
+  /** Upstreams up (taking new users), `u` excluded. */
+  upOtherThan (u: Upstream): number
 }
 
 /**
- * Passive health from real traffic (nginx max_fails/fail_timeout, Envoy
- * consecutive_5xx outlier detection): `failures` consecutive failed requests
- * (connection errors, timeouts, 5xx) eject an upstream for `cooldownMs`; after the
- * cooldown it is tried again, and a single further failure ejects it again.
- * As in nginx, the last upstream still up is never ejected by traffic alone:
- * answering 503 for every request would be worse than trying it.
+ * Passive health from real traffic, as Envoy's outlier detection does it
+ * (outlier_detection.proto: consecutive_5xx, base_ejection_time,
+ * max_ejection_time, max_ejection_percent):
+ * - `failures` consecutive failed requests (connection errors, timeouts, 5xx) eject
+ *   an upstream;
+ * - the n-th ejection in a row lasts n × `cooldownMs`, capped at `maxCooldownMs`;
+ *   each `cooldownMs` an upstream then stays in without ejection takes one off n;
+ * - after an ejection the upstream is tried again, and one failure ejects it again;
+ * - at most `maxEjectedPercent` of the upstreams are ejected at once, and never the
+ *   last one still up (as nginx never marks a single server down): a failing
+ *   upstream beyond that stays in, and its connection failures still fail over.
  */
 export class PassiveHealth {
   readonly #config: PassiveConfig
   readonly #changed: (u: Upstream, reason: string) => void
-  readonly #canEject: (u: Upstream) => boolean
+  readonly #pool: PoolView
   readonly #timers = new Map<Upstream, NodeJS.Timeout>()
+  /** When each upstream last came back from an ejection (for the decay of `ejections`). */
+  readonly #returned = new Map<Upstream, number>()
 
-  constructor (config: PassiveConfig, changed: (u: Upstream, reason: string) => void, canEject: (u: Upstream) => boolean) {
+  constructor (config: PassiveConfig, changed: (u: Upstream, reason: string) => void, pool: PoolView) {
     this.#config = config
     this.#changed = changed
-    this.#canEject = canEject
+    this.#pool = pool
   }
 
   success (u: Upstream): void {
     u.consecutiveFailures = 0
+    this.#decay(u)
   }
 
   failure (u: Upstream): void {
     u.consecutiveFailures++
-    if (u.ejected || u.removed || u.consecutiveFailures < this.#config.failures || !this.#canEject(u)) return
+    if (u.ejected || u.removed || u.consecutiveFailures < this.#config.failures || !this.#mayEject(u)) return
+    this.#decay(u)
     u.ejected = true
     u.ejections++
+    const ms = Math.min(this.#config.cooldownMs * u.ejections, this.#config.maxCooldownMs)
     const timer = setTimeout(() => {
       this.#timers.delete(u)
       u.ejected = false
-      // Half-open: one more failure and it is out again.
+      // Tried again: one more failure and it is out again, for longer.
       u.consecutiveFailures = this.#config.failures - 1
-      this.#changed(u, 'cooldown over')
-    }, this.#config.cooldownMs)
+      this.#returned.set(u, Date.now())
+      this.#changed(u, `ejection #${u.ejections} over after ${ms} ms`)
+    }, ms)
     timer.unref()
     this.#timers.set(u, timer)
-    this.#changed(u, `${u.consecutiveFailures} consecutive failures`)
+    this.#changed(u, `${u.consecutiveFailures} consecutive failures, ejected for ${ms} ms`)
   }
 
-  /** When the upstream is known up again (an active check passed), end its ejection early. */
+  /** The upstream is known up again (an active check passed): end its ejection now. */
   forget (u: Upstream): void {
     const t = this.#timers.get(u)
     if (t !== undefined) clearTimeout(t)
     this.#timers.delete(u)
-  }
-
-  /** Seconds until the first ejection ends, for Retry-After. */
-  get cooldownSeconds (): number {
-    return Math.max(1, Math.ceil(this.#config.cooldownMs / 1000))
+    this.#returned.delete(u)
   }
 
   close (): void {
     for (const t of this.#timers.values()) clearTimeout(t)
     this.#timers.clear()
+  }
+
+  #mayEject (u: Upstream): boolean {
+    const { total, ejected } = this.#pool
+    if (this.#pool.upOtherThan(u) === 0) return false
+    // At least one upstream may always be ejected, whatever the percentage (Envoy).
+    return ejected === 0 || (ejected + 1) * 100 <= total * this.#config.maxEjectedPercent
+  }
+
+  /** One ejection forgiven per cooldown period spent in without being ejected. */
+  #decay (u: Upstream): void {
+    const since = this.#returned.get(u)
+    if (since === undefined || u.ejections === 0) return
+    const periods = Math.floor((Date.now() - since) / this.#config.cooldownMs)
+    if (periods <= 0) return
+    u.ejections = Math.max(0, u.ejections - periods)
+    if (u.ejections === 0) this.#returned.delete(u)
+    else this.#returned.set(u, since + periods * this.#config.cooldownMs)
   }
 }

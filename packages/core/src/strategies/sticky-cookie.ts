@@ -54,6 +54,7 @@ class StickyCookie implements Strategy {
   /** Per upstream id: its tag under the signing secret. */
   #tagOf = new Map<string, string>()
   readonly #tagCache = new Map<string, string[]>()
+  #members: Members | undefined
 
   constructor (opts: StickyCookieOptions) {
     if (opts === null || typeof opts !== 'object') throw new AffinityError('AFFINITY_ERR_SECRET_REQUIRED')
@@ -77,6 +78,7 @@ class StickyCookie implements Strategy {
   }
 
   update (members: Members): void {
+    this.#members = members
     this.#assign.update(members)
     const n = this.#codec.secrets
     const byTag: Map<string, Upstream>[] = Array.from({ length: n }, () => new Map())
@@ -105,8 +107,7 @@ class StickyCookie implements Strategy {
         reason = 'failover'
         const u = this.#byTag[token.secret]!.get(token.tag)
         if (u !== undefined) {
-          const state = u.state
-          if ((state === 'up' || state === 'draining') && !choice.avoids(u)) {
+          if (this.#members!.keeps(u) && !choice.avoids(u)) {
             choice.reason = 'sticky'
             if (token.secret !== 0 || this.#dueForRenewal(token.expires)) choice.setCookie = this.#setCookie(u, req)
             return u

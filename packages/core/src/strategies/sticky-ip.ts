@@ -77,8 +77,7 @@ class StickyIp implements Strategy {
     if (typeof id === 'string') {
       const u = this.#members?.get(id)
       if (u !== undefined) {
-        const state = u.state
-        if ((state === 'up' || state === 'draining') && !choice.avoids(u)) {
+        if (this.#members!.keeps(u) && !choice.avoids(u)) {
           choice.reason = 'sticky'
           this.#bind(key, u)
           return u

@@ -1,0 +1,137 @@
+import t from 'tap'
+import { createBalancer, roundRobin, stickyCookie, type PanicInfo } from '@affinity/core'
+import { startCoreFront } from './helpers/core-front.js'
+import { CookieJar, request, until } from './helpers/http.js'
+import { startUpstreams } from './helpers/upstreams.js'
+
+/** Passive health as Envoy's outlier detection, and panic mode, with real upstreams. */
+
+t.test('the n-th ejection in a row lasts n × cooldownMs, capped; ejections decay while healthy', async t => {
+  const ups = await startUpstreams(3)
+  const balancer = createBalancer({
+    upstreams: ups.map(u => ({ url: u.url, id: u.name })),
+    strategy: roundRobin(),
+    passive: { failures: 1, cooldownMs: 150, maxCooldownMs: 350 },
+  })
+  const front = await startCoreFront(balancer)
+  t.teardown(async () => { await front.close(); await balancer.close(); await Promise.all(ups.map(u => u.close())) })
+  const spans: number[] = []
+  const planned: number[] = []
+  let since = 0
+  balancer.on('down', (u, reason) => {
+    if (u.id !== 'S1') return
+    since = Date.now()
+    planned.push(Number(/ejected for (\d+) ms/.exec(reason)?.[1]))
+  })
+  balancer.on('up', (u) => {
+    if (u.id !== 'S1') return
+    spans.push(Date.now() - since)
+    // Healed the moment it returns after the third ejection, so no request fails again.
+    if (spans.length === 3) ups[0]!.failStatus = undefined
+  })
+  // Steady traffic; S1 answers 500 to everything, so each time it is back it is ejected again.
+  let running = true
+  const traffic = (async () => { while (running) await request(`${front.url}/echo`) })()
+  ups[0]!.failStatus = 500
+  await until(() => spans.length >= 3, 5000, 'three ejections')
+  t.same(planned, [150, 300, 350], 'ejections last 150, 300, then 350 ms (the cap)')
+  // Timers never fire early: each ejection really kept S1 out at least that long.
+  spans.forEach((span, i) => t.ok(span >= planned[i]! - 2, `ejection ${i + 1} lasted ${span} ms`))
+  t.equal(balancer.list()[0]!.ejections, 3)
+
+  // Healthy for more than two cooldown periods (traffic keeps flowing): two ejections forgiven.
+  await new Promise(resolve => setTimeout(resolve, 330))
+  t.equal(balancer.list()[0]!.ejections, 1, 'two of three ejections forgiven after ≥ 300 ms healthy')
+  ups[0]!.failStatus = 500
+  await until(() => spans.length >= 4, 3000, 'a fourth ejection')
+  ups[0]!.failStatus = undefined
+  running = false
+  await traffic
+  t.equal(planned[3], 300, 'after the decay, the next ejection counts as the 2nd in a row: 300 ms')
+})
+
+t.test('at most maxEjectedPercent of upstreams are ejected at once, never the last one up', async t => {
+  const ups = await startUpstreams(4)
+  const balancer = createBalancer({
+    upstreams: ups.map(u => ({ url: u.url, id: u.name })),
+    strategy: roundRobin(),
+    passive: { failures: 1, cooldownMs: 60_000, maxEjectedPercent: 50 },
+  })
+  const front = await startCoreFront(balancer)
+  t.teardown(async () => { await front.close(); await balancer.close(); await Promise.all(ups.map(u => u.close())) })
+  // Every upstream fails: only 2 of 4 (50%) may be ejected.
+  for (const u of ups) u.failStatus = 503
+  for (let i = 0; i < 12; i++) await request(`${front.url}/echo`)
+  const states = balancer.list().map(u => u.state)
+  t.equal(states.filter(s => s === 'down').length, 2, `two ejected, two kept in (${states.join(', ')})`)
+
+  const single = await startUpstreams(1)
+  const lone = createBalancer({ upstreams: [single[0]!.url], passive: { failures: 1, maxEjectedPercent: 100 } })
+  const front2 = await startCoreFront(lone)
+  t.teardown(async () => { await front2.close(); await lone.close(); await single[0]!.close() })
+  for (let i = 0; i < 5; i++) t.equal((await request(`${front2.url}/status?code=500`)).status, 500, "the upstream's own 500 is passed on")
+  t.equal(lone.list()[0]!.state, 'up', 'the last upstream up is never ejected by traffic')
+  t.equal((await request(`${front2.url}/echo`)).status, 200)
+})
+
+t.test('panic mode: too few up, health is ignored and every upstream takes traffic; calm when they recover', async t => {
+  const ups = await startUpstreams(4)
+  const balancer = createBalancer({
+    upstreams: ups.map(u => ({ url: u.url, id: u.name })),
+    strategy: roundRobin(),
+    health: { path: '/health', intervalMs: 20, timeoutMs: 200, fall: 1, rise: 1 },
+    panicThreshold: 50,
+  })
+  const front = await startCoreFront(balancer)
+  t.teardown(async () => { await front.close(); await balancer.close(); await Promise.all(ups.map(u => u.close())) })
+  const events: Array<[string, PanicInfo]> = []
+  balancer.on('panic', (p) => events.push(['panic', p]))
+  balancer.on('calm', (p) => events.push(['calm', p]))
+
+  ups[0]!.healthStatus = 503
+  await until(() => balancer.list()[0]!.state === 'down', 3000, 'S1 down')
+  const served = new Set<string>()
+  for (let i = 0; i < 8; i++) served.add((await request(`${front.url}/echo`)).json().name)
+  t.same([...served].sort(), ['S2', 'S3', 'S4'], '3 of 4 up (75% ≥ 50%): S1 gets nothing')
+  t.same(events, [])
+
+  ups[1]!.healthStatus = 503
+  ups[2]!.healthStatus = 503
+  await until(() => events.length === 1, 3000, 'panic')
+  t.same(events[0], ['panic', { up: 1, total: 4, threshold: 50 }])
+  served.clear()
+  for (let i = 0; i < 8; i++) served.add((await request(`${front.url}/echo`)).json().name)
+  t.same([...served].sort(), ['S1', 'S2', 'S3', 'S4'], 'in panic every upstream takes traffic')
+  t.ok(balancer.members.panic)
+
+  for (const u of ups) u.healthStatus = 200
+  await until(() => events.length === 2, 3000, 'calm')
+  t.equal(events[1]![0], 'calm')
+  t.notOk(balancer.members.panic)
+})
+
+t.test('in panic mode a sticky user stays on a "down" upstream; without it, re-pinned', async t => {
+  const ups = await startUpstreams(2)
+  for (const threshold of [0, 100]) {
+    const balancer = createBalancer({
+      upstreams: ups.map(u => ({ url: u.url, id: u.name })),
+      strategy: stickyCookie({ secret: 'p'.repeat(32) }),
+      health: { path: '/health', intervalMs: 20, timeoutMs: 200, fall: 1, rise: 1 },
+      panicThreshold: threshold,
+    })
+    const front = await startCoreFront(balancer)
+    const jar = new CookieJar()
+    const first = await request(`${front.url}/echo`)
+    jar.store(first.headers['set-cookie'])
+    const home = first.json().name as string
+    ups.find(u => u.name === home)!.healthStatus = 503
+    await until(() => balancer.list().find(u => u.id === home)!.state === 'down', 3000, 'home down')
+    const next = (await request(`${front.url}/echo`, { headers: { cookie: jar.header()! } })).json().name
+    if (threshold === 0) t.not(next, home, 'no panic: re-pinned away from the down upstream')
+    else t.equal(next, home, 'panic (1 of 2 up < 100%): the user stays')
+    ups.find(u => u.name === home)!.healthStatus = 200
+    await front.close()
+    await balancer.close()
+  }
+  await Promise.all(ups.map(u => u.close()))
+})

@@ -40,7 +40,7 @@ t.test('the n-th ejection in a row lasts n × cooldownMs, capped; ejections deca
   t.equal(balancer.list()[0]!.ejections, 3)
 
   // Healthy for more than two cooldown periods (traffic keeps flowing): two ejections forgiven.
-  await new Promise(resolve => setTimeout(resolve, 330))
+  await new Promise(resolve => setTimeout(resolve, 400))
   t.equal(balancer.list()[0]!.ejections, 1, 'two of three ejections forgiven after ≥ 300 ms healthy')
   ups[0]!.failStatus = 500
   await until(() => spans.length >= 4, 3000, 'a fourth ejection')

@@ -15,6 +15,8 @@ export interface TestUpstream {
   healthStatus: number
   /** When set, every request but /health is answered with this status. */
   failStatus: number | undefined
+  /** When set, every HTTP request (health checks too) waits this many ms before it is handled and recorded in `seen`: a slow server. Off by default. */
+  delayMs: number | undefined
   /** Per-user in-memory carts, the state that stickiness protects. */
   carts: Map<string, string[]>
   close (): Promise<void>
@@ -41,10 +43,10 @@ export function patternSha (bytes: number): string {
 
 export async function startUpstream (name: string): Promise<TestUpstream> {
   const up: TestUpstream = {
-    name, url: '', port: 0, server: undefined as unknown as http.Server, seen: [], healthStatus: 200, failStatus: undefined, carts: new Map(),
+    name, url: '', port: 0, server: undefined as unknown as http.Server, seen: [], healthStatus: 200, failStatus: undefined, delayMs: undefined, carts: new Map(),
     close: async () => {},
   }
-  const server = http.createServer((req, res) => {
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
     up.seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
     const path = url.pathname.replace(/^\/base/, '')
@@ -129,6 +131,14 @@ export async function startUpstream (name: string): Promise<TestUpstream> {
       res.writeHead(200, headers)
       res.end(JSON.stringify({ name, method: req.method, url: req.url, headers: req.headers, bytes, sha256: h.digest('hex') }))
     })
+  }
+  const server = http.createServer((req, res) => {
+    if (up.delayMs === undefined) {
+      handle(req, res)
+      return
+    }
+    const timer = setTimeout(() => handle(req, res), up.delayMs)
+    res.once('close', () => clearTimeout(timer))
   })
   const wss = new WebSocketServer({ noServer: true })
   server.on('upgrade', (req, socket, head) => {

@@ -36,6 +36,11 @@ export class BodyRelay extends Readable {
 
   override _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
     this.#detach()
+    // Once read from, the body cannot be relayed again (the request is not replayed). If
+    // the relay paused the source (backpressure) and the upstream then failed or answered
+    // early, nobody would ever read the rest: the client's upload would stall on its
+    // connection. Let the rest flow and be discarded, as Node does for a body no handler reads.
+    if (this.#started && !this.#source.readableEnded) this.#source.resume()
     callback(err)
   }
 

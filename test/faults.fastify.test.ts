@@ -1,0 +1,5 @@
+import t from 'tap'
+import { fastifyHarness } from './adapters/harness.js'
+import { runFaults } from './adapters/faults.js'
+
+runFaults(t, fastifyHarness())

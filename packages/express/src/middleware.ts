@@ -28,6 +28,23 @@ export interface AffinityMiddleware {
 }
 
 /**
+ * The path to request from the upstream: `req.url` below the mount, in origin-form.
+ * Node and Express keep an absolute-form request-target (`GET http://evil.example/x`,
+ * RFC 9112 §3.2.2) as it came, mount stripped ('http://evil.example/x' below '/api');
+ * sent on as is, the upstream would take the client's authority over the Host the
+ * balancer sets. A gateway forwards the path and query only (as @fastify/http-proxy,
+ * which refuses absolute-form with a 400, and nginx do).
+ */
+function originForm (url: string | undefined): string {
+  if (url === undefined || url === '') return '/'
+  if (url.charCodeAt(0) === 47 /* / */) return url
+  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url)
+  if (authority === null) return url
+  const rest = url.slice(authority[0].length)
+  return rest.charCodeAt(0) === 47 ? rest : `/${rest}`
+}
+
+/**
  * Affinity as Express middleware (Express 5, and 4): `app.use('/api', affinity({...}))`.
  * Forwards through the core's undici forwarder; the upstream sees the path below
  * the mount (req.url).
@@ -42,7 +59,7 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
     if (pending !== undefined) {
       tunnels.add(pending.socket)
       pending.socket.once('close', () => tunnels.delete(pending.socket))
-      balancer.upgrade(choice, req, pending.socket, pending.head, req.url ?? '/')
+      balancer.upgrade(choice, req, pending.socket, pending.head, originForm(req.url))
       return
     }
     const body = forwardableBody(req)
@@ -51,7 +68,7 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
       return
     }
     balancer.forward(choice, req, res, {
-      path: req.url ?? '/',
+      path: originForm(req.url),
       body,
       // Headers earlier middleware set (CORS, security headers) go out with the answer.
       responseHeaders: res.getHeaders() as Record<string, string | string[] | number | undefined>,

@@ -112,7 +112,9 @@ class Tunnel {
     }
     u.pool.dispatch({
       path: u.basePath + this.path,
-      method: 'GET',
+      // The client's own method: a POST + Upgrade must not reach the upstream as a
+      // GET (a WebSocket server then accepts a handshake the client never made validly).
+      method: (this.req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: this.headers,
       upgrade: this.upgrade,
       headersTimeout: this.ctx.timeoutMs,

@@ -1,4 +1,5 @@
 import http from 'node:http'
+import net from 'node:net'
 import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { createBalancer, roundRobin, stickyCookie, type BalancerOptions } from '@affinity/core'
@@ -57,12 +58,20 @@ t.test('hop-by-hop headers are stripped both ways; end-to-end headers pass', asy
       'proxy-connection': 'keep-alive',
       'x-end-to-end': 'kept',
       authorization: 'Bearer end-to-end',
+      // Underscore twins of framing / forwarding headers are dropped; other underscore names pass.
+      transfer_encoding: 'chunked',
+      content_length: '999',
+      x_forwarded_for: '6.6.6.6',
+      proxy_authorization: 'Basic eA==',
+      x_custom_thing: 'kept too',
     },
   })
   const seen = res.json().headers
-  for (const h of ['x-client-private', 'keep-alive', 'te', 'trailer', 'proxy-authorization', 'proxy-connection']) {
+  for (const h of ['x-client-private', 'keep-alive', 'te', 'trailer', 'proxy-authorization', 'proxy-connection',
+    'transfer_encoding', 'content_length', 'x_forwarded_for', 'proxy_authorization']) {
     t.notOk(h in seen, `${h} not forwarded`)
   }
+  t.equal(seen.x_custom_thing, 'kept too')
   t.equal(seen['x-end-to-end'], 'kept')
   t.equal(seen.authorization, 'Bearer end-to-end')
   t.not(seen.connection, 'keep-alive, x-client-private', 'client Connection header not forwarded')
@@ -289,4 +298,40 @@ t.test('drain resolves once requests in flight finish; the upstream takes no new
   t.equal((await slow).status, 200, 'the request in flight finished')
   await done
   t.ok(drained)
+})
+
+/** Sends raw bytes and resolves with everything the server answered before closing. */
+function raw (url: string, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const { port } = new URL(url)
+    // Write without half-closing: `Connection: close` makes the server end the exchange.
+    const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(bytes))
+    let out = ''
+    socket.on('data', (c: Buffer) => { out += c.toString('latin1') })
+    socket.on('close', () => resolve(out))
+    socket.on('error', reject)
+    socket.setTimeout(3000, () => socket.destroy())
+  })
+}
+
+t.test('transfer codings other than chunked are refused with 400, never forwarded undecoded', async t => {
+  const { front, ups } = await setup(t, 1)
+  const answer = await raw(front.url, 'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n')
+  t.match(answer, /^HTTP\/1\.1 400 /)
+  t.equal(ups[0]!.seen.filter(s => s.url === '/upload').length, 0, 'nothing reached the upstream')
+  const ok = await raw(front.url, 'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n')
+  t.match(ok, /^HTTP\/1\.1 200 /)
+  t.match(ok, /"bytes":5/)
+})
+
+t.test('only WebSocket upgrades are tunnelled: h2c and other protocols get a 400', async t => {
+  const { front, ups } = await setup(t, 1)
+  for (const protocol of ['h2c', 'foo/1', 'websocket2']) {
+    const answer = await raw(front.url, `GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: ${protocol}\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`)
+    t.match(answer, /^HTTP\/1\.1 400 /, `Upgrade: ${protocol} refused`)
+  }
+  t.equal(ups[0]!.seen.length, 0, 'nothing reached the upstream')
+  const { ws } = await openWebSocket(front.url.replace('http', 'ws') + '/chat')
+  ws.close()
+  t.pass('a WebSocket upgrade still works')
 })

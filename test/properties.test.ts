@@ -216,22 +216,24 @@ t.test('normalizeIp', async t => {
     fc.tuple(octets, fc.constantFrom('', '0', '.', '.1', '1', ':', ':80')).map(([o, s]) => o.join('.') + s),
     fc.tuple(v6words, formArb, fc.constantFrom('', ':', '::', ':1', '.1', '1', '0000', ':1.2.3.4')).map(([w, f, s]) => render(w, { ...f, zone: undefined, bracket: false }) + s),
   )
-  holds(t, 'near-addresses: defined exactly when Node says it is an IP', fc.property(nearIp, s => {
+  // An IPv4 address may carry a port ("1.2.3.4:80", as some proxies write X-Forwarded-For).
+  const withoutPort = (s: string): string => (/^[\d.]+:\d{1,5}$/.test(s) ? s.slice(0, s.indexOf(':')) : s)
+  holds(t, 'near-addresses: defined exactly when Node says it is an IP (an IPv4 port aside)', fc.property(nearIp, s => {
     const r = normalizeIp(s, 32, 128)
-    return (r !== undefined) === (net.isIP(s) !== 0)
+    return (r !== undefined) === (net.isIP(withoutPort(s)) !== 0)
   }), 3000)
 
   holds(t, 'arbitrary strings never throw; non-addresses give undefined', fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 70 }), fc.string({ maxLength: 70 })), s => {
     const r = normalizeIp(s)
     const bare = s.startsWith('[') ? s.slice(1, s.indexOf(']') === -1 ? undefined : s.indexOf(']')) : s
     const noZone = bare.includes('%') ? bare.slice(0, bare.indexOf('%')) : bare
-    return r === undefined || net.isIP(noZone) !== 0
+    return r === undefined || net.isIP(noZone) !== 0 || net.isIP(withoutPort(noZone)) !== 0
   }), 1000)
 
   t.equal(normalizeIp(undefined), undefined)
   t.equal(normalizeIp(''), undefined)
   t.equal(normalizeIp('010.1.1.1'), undefined, 'leading zeros are ambiguous (octal to some parsers)')
-  t.equal(normalizeIp('1.2.3.4:80'), undefined, 'a port is not part of an address')
+  t.equal(normalizeIp('1.2.3.4:80'), '1.2.3.4', 'a port is not part of the address')
   t.equal(normalizeIp('[2001:db8::1'), undefined, 'unclosed bracket')
   t.equal(normalizeIp('2001:DB8::1%eth0', 32, 128), '2001:db8::1')
   t.equal(normalizeIp('2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff'), '2001:db8:aaaa:bbbb::', 'IPv6 /64 by default')
@@ -466,4 +468,11 @@ t.test('ipHashOf: murmur3 of the masked address bytes, agreeing with normalizeIp
 t.test('murmur3Bytes (core) equals the byte-wise reference', async t => {
   holds(t, 'any bytes, any seed', fc.property(fc.uint8Array({ maxLength: 40 }), fc.integer({ min: 0, max: 0xffffffff }),
     (b, seed) => coreMurmur3Bytes(b, b.length, seed) === murmur3Bytes(b, seed)), 500)
+})
+
+t.test('normalizeIp / ipHashOf: an address with a port (as some proxies write X-Forwarded-For)', async t => {
+  holds(t, 'a.b.c.d:port is a.b.c.d, [v6]:port is v6', fc.property(fc.ipV4(), fc.ipV6(), fc.integer({ min: 0, max: 65535 }),
+    (v4, v6, port) => normalizeIp(`${v4}:${port}`) === normalizeIp(v4) && ipHashOf(`${v4}:${port}`) === ipHashOf(v4) &&
+      normalizeIp(`[${v6}]:${port}`) === normalizeIp(v6) && ipHashOf(`[${v6}]:${port}`) === ipHashOf(v6)), 300)
+  for (const bad of ['1.2.3.4:', '1.2.3.4:123456', '1.2.3.4:8o', '1.2.3.4:80:80', ':80']) t.equal(normalizeIp(bad), undefined, `${bad} is not an address`)
 })

@@ -28,7 +28,20 @@ export function connectionTokens (value: string | string[] | undefined): Set<str
 }
 
 function isHopByHop (name: string, listed: Set<string> | undefined): boolean {
-  return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || (listed !== undefined && listed.has(name))
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || (listed !== undefined && listed.has(name)) ||
+    (name.indexOf('_') !== -1 && isDisguised(name))
+}
+
+/**
+ * A header whose name becomes a framing or hop-by-hop one once '_' reads as '-'
+ * (Transfer_Encoding, Content_Length, X_Forwarded_For…): stacks that map '_' to '-'
+ * (CGI's HTTP_* variables, some frameworks) would take it for the real thing, so it
+ * is not forwarded. nginx drops every underscore header by default
+ * (underscores_in_headers off); this drops only the ones that can mis-frame or spoof.
+ */
+function isDisguised (name: string): boolean {
+  const dashed = name.replace(/_/g, '-')
+  return HOP_BY_HOP.has(dashed) || dashed.startsWith('proxy-') || dashed === 'content-length'
 }
 
 /**

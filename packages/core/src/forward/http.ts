@@ -34,6 +34,15 @@ export interface ForwardOptions {
  * retried once a response has started.
  */
 export function forwardHttp (ctx: ForwardContext, choice: Choice, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions): void {
+  const te = req.headers['transfer-encoding']
+  if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
+    // Node decodes only chunked; any other transfer coding (gzip, chunked…) would
+    // reach the upstream as an undecoded body under no Content-Encoding. RFC 9112 §6.1
+    // suggests 501 for a coding the server does not understand; a client error (400)
+    // is answered instead, so no hostile request makes the balancer answer a 5xx.
+    sendError(res, 400, undefined, opts.responseHeaders)
+    return
+  }
   if (choice.upstream === undefined) {
     sendError(res, 503, ctx.retryAfter(), opts.responseHeaders)
     return

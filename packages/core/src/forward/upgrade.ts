@@ -8,8 +8,17 @@ import { isTimeout, type ForwardContext } from './context.js'
 import { writeSocketError } from './error-response.js'
 import { appendSetCookie, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
 
-// RFC 9110 §7.8: Upgrade is a list of protocol tokens ("websocket", "foo/2").
-const UPGRADE_VALUE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z/ ,\t]+$/
+/**
+ * Only WebSocket upgrades are tunnelled (Envoy's default too). Anything else —
+ * `h2c` above all — would open a connection past per-request routing to an upstream
+ * that speaks it ("h2c smuggling"), so it is refused with a 400. RFC 9110 §7.8: the
+ * header is a list of protocol tokens; one of them must be "websocket".
+ */
+function isWebSocket (value: string | undefined): boolean {
+  if (typeof value !== 'string') return false
+  for (const token of value.split(',')) if (token.trim().toLowerCase() === 'websocket') return true
+  return false
+}
 
 /**
  * Forwards an HTTP/1.1 Upgrade (WebSocket, RFC 6455 §4) to the chosen upstream
@@ -24,8 +33,7 @@ const UPGRADE_VALUE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z/ ,\t]+$/
  */
 export function forwardUpgrade (ctx: ForwardContext, choice: Choice, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): void {
   socket.on('error', noop)
-  const upgrade = req.headers.upgrade
-  if (typeof upgrade !== 'string' || !UPGRADE_VALUE.test(upgrade)) {
+  if (!isWebSocket(req.headers.upgrade)) {
     writeSocketError(socket, 400)
     return
   }
@@ -33,7 +41,7 @@ export function forwardUpgrade (ctx: ForwardContext, choice: Choice, req: Incomi
     writeSocketError(socket, 503, ctx.retryAfter())
     return
   }
-  new Tunnel(ctx, choice, req, socket, head, path, upgrade).attempt(choice.upstream)
+  new Tunnel(ctx, choice, req, socket, head, path, 'websocket').attempt(choice.upstream)
 }
 
 function noop (): void {}

@@ -25,6 +25,7 @@ export function normalizeIp (input: string | undefined, ipv4Prefix = 32, ipv6Pre
     start = 1
     end = close
   }
+  if (start === 0) end = withoutV4Port(input, end)
   const v4 = parseIpv4(input, start, end)
   if (v4 !== -1) {
     // A valid dotted quad is already canonical (no leading zeros): reuse the string.
@@ -60,6 +61,7 @@ export function ipHashOf (input: string | undefined, ipv4Prefix = 32, ipv6Prefix
     start = 1
     end = close
   }
+  if (start === 0) end = withoutV4Port(input, end)
   let v4 = parseIpv4(input, start, end)
   if (v4 === -1) {
     const zone = input.indexOf('%', start)
@@ -73,6 +75,21 @@ export function ipHashOf (input: string | undefined, ipv4Prefix = 32, ipv6Prefix
     v4 = ((words[6]! << 16) | words[7]!) >>> 0
   }
   return murmur3Uint32BE(mask32(v4, ipv4Prefix))
+}
+
+/**
+ * Some proxies report "a.b.c.d:port" in X-Forwarded-For (and "[v6]:port", which the
+ * bracket handling covers): the end of the address part when `s` has that shape, else
+ * `end` unchanged. A bare IPv6 address has several colons and never matches.
+ */
+function withoutV4Port (s: string, end: number): number {
+  const colon = s.indexOf(':')
+  if (colon === -1 || s.indexOf(':', colon + 1) !== -1 || colon === end - 1) return end
+  for (let i = colon + 1; i < end; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 48 || c > 57) return end
+  }
+  return end - colon > 6 ? end : colon
 }
 
 /** Dotted-quad IPv4 (four decimal octets, no leading zeros) in s[start, end) → uint32, or -1. */

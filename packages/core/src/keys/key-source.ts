@@ -57,11 +57,17 @@ export function queryParam (url: string, name: string): string | undefined {
   const q = url.indexOf('?')
   if (q === -1 || q > end) return undefined
   let i = q + 1
+  // One pass over the query: each parameter's '=' is looked for only inside it, so a
+  // long query of '=' less parameters costs O(length), not O(length²).
   while (i < end) {
-    let amp = url.indexOf('&', i)
-    if (amp === -1 || amp > end) amp = end
-    const eq = url.indexOf('=', i)
-    const keyEnd = eq !== -1 && eq < amp ? eq : amp
+    let amp = i
+    let eq = -1
+    for (; amp < end; amp++) {
+      const c = url.charCodeAt(amp)
+      if (c === 38 /* & */) break
+      if (c === 61 /* = */ && eq === -1) eq = amp
+    }
+    const keyEnd = eq === -1 ? amp : eq
     if (decode(url.slice(i, keyEnd)) === name) {
       return keyEnd === amp ? '' : decode(url.slice(keyEnd + 1, amp))
     }

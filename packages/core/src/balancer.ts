@@ -10,12 +10,15 @@ import { ActiveHealth, activeConfig } from './health/active.js'
 import { PassiveHealth, passiveConfig } from './health/passive.js'
 import { Members } from './members.js'
 import { roundRobin } from './strategies/round-robin.js'
-import { Choice, isPromise, type Strategy } from './strategies/strategy.js'
-import type { HealthOptions, PassiveOptions, RouteRequest, UpstreamInfo, UpstreamInput, UpstreamState } from './types.js'
+import { Choice, isPromise, type PickReason, type Strategy } from './strategies/strategy.js'
+import { publishPick, pickChannel } from './trace.js'
+import type { BalancerStats, HealthOptions, OutcomeKind, PassiveOptions, RouteRequest, StateChange, UpstreamInfo, UpstreamInput, UpstreamState } from './types.js'
 import { normalizeUpstream, Upstream } from './upstream.js'
 
 export interface BalancerOptions {
   upstreams: readonly UpstreamInput[]
+  /** Names this balancer in the decision trace and metrics labels (several in one process). */
+  name?: string
   /** How to choose an upstream per request (default: roundRobin()). */
   strategy?: Strategy
   /** Active HTTP health checks; off when absent. */
@@ -41,6 +44,11 @@ export type BalancerListener = (upstream: UpstreamInfo, reason: string) => void
 /** With 'panic' and 'calm': how many upstreams (draining ones aside) are up. */
 export interface PanicInfo { up: number, total: number, threshold: number }
 export type PanicListener = (info: PanicInfo) => void
+/** Called once per attempt as it ends; `seconds` from dispatch to the end of the response. */
+export type OutcomeListener = (upstream: Upstream, kind: OutcomeKind, seconds: number) => void
+
+/** State changes kept for stats() and the status page. */
+const RECENT_CHANGES = 50
 
 /** Each strategy instance keeps per-balancer tables, so it can serve one balancer only. */
 const boundStrategies = new WeakSet<Strategy>()
@@ -52,6 +60,7 @@ const boundStrategies = new WeakSet<Strategy>()
  */
 export class Balancer extends EventEmitter {
   readonly strategy: Strategy
+  readonly name: string | undefined
   readonly retries: number
   readonly timeoutMs: number
   readonly #upstreams = new Map<string, Upstream>()
@@ -64,6 +73,12 @@ export class Balancer extends EventEmitter {
   readonly #states = new Map<Upstream, UpstreamState>()
   readonly #ctx: ForwardContext
   readonly #panicThreshold: number
+  /** Fixed shape (every PickReason preset): the per-pick increment stays a fast keyed store. */
+  readonly #picks: Record<PickReason, number> = {
+    rotation: 0, 'least-load': 0, sticky: 0, assigned: 0, failover: 0, hash: 0, successor: 0, spill: 0, fallback: 0,
+  }
+  readonly #changes: StateChange[] = []
+  #observers: OutcomeListener[] = []
   #members: Members
   #version = 0
   #closed = false
@@ -72,6 +87,8 @@ export class Balancer extends EventEmitter {
     super()
     if (opts === null || typeof opts !== 'object') throw new AffinityError('AFFINITY_ERR_NO_UPSTREAMS')
     if (!Array.isArray(opts.upstreams) || opts.upstreams.length === 0) throw new AffinityError('AFFINITY_ERR_NO_UPSTREAMS')
+    this.name = opts.name
+    if (this.name !== undefined && typeof this.name !== 'string') throw invalidOption('name', 'expected a string')
     this.retries = opts.retries ?? 1
     if (!Number.isInteger(this.retries) || this.retries < 0) throw invalidOption('retries', 'expected a whole number ≥ 0')
     this.timeoutMs = opts.timeoutMs ?? 60_000
@@ -117,12 +134,20 @@ export class Balancer extends EventEmitter {
     })
     for (const u of this.#upstreams.values()) this.#active?.start(u)
 
+    const observers = (): number => this.#observers.length
     this.#ctx = {
       retries: this.retries,
       timeoutMs: this.timeoutMs,
-      repick: (choice) => this.strategy.pick(choice.request, choice),
+      get timing () { return observers() > 0 },
+      repick: (choice) => {
+        const r = this.strategy.pick(choice.request, choice)
+        if (isPromise(r)) return r.then(u => { choice.upstream = u; this.#picked(choice); return u })
+        choice.upstream = r
+        this.#picked(choice)
+        return r
+      },
       begin: (u) => { u.inFlight++; u.requests++; this.#totals.load++ },
-      settle: (u, outcome) => this.#settle(u, outcome),
+      settle: (u, outcome, kind, startedAt) => this.#settle(u, outcome, kind, startedAt),
       socketOpened: (u) => { u.websockets++; this.#totals.load++ },
       socketClosed: (u) => { u.websockets--; this.#totals.load--; this.#checkDrained(u) },
       retryAfter: () => this.#retryAfter,
@@ -144,6 +169,7 @@ export class Balancer extends EventEmitter {
     this.#states.set(u, 'up')
     this.#rebuild()
     this.#active?.start(u)
+    this.#record(u, 'absent', 'up', 'added')
     this.emit('added', u.info(), 'added')
     return u.info()
   }
@@ -151,6 +177,7 @@ export class Balancer extends EventEmitter {
   /** Removes an upstream: no new requests; requests in flight and open WebSockets finish. */
   remove (id: string): void {
     const u = this.#get(id)
+    this.#record(u, this.#states.get(u) ?? u.state, 'removed', 'removed')
     this.#upstreams.delete(id)
     this.#states.delete(u)
     u.removed = true
@@ -199,9 +226,44 @@ export class Balancer extends EventEmitter {
     const choice = new Choice(req)
     if (this.#closed) return choice
     const r = this.strategy.pick(req, choice)
-    if (isPromise(r)) return r.then(u => { choice.upstream = u; return choice })
+    if (isPromise(r)) return r.then(u => { choice.upstream = u; this.#picked(choice); return choice })
     choice.upstream = r
+    this.#picked(choice)
     return choice
+  }
+
+  /**
+   * Calls `listener` as each attempt ends, with its outcome and duration (the
+   * metrics module's feed). Attempts are timed only while a listener is attached.
+   * Returns the function that detaches it.
+   */
+  onOutcome (listener: OutcomeListener): () => void {
+    this.#observers = [...this.#observers, listener]
+    return () => { this.#observers = this.#observers.filter(l => l !== listener) }
+  }
+
+  /**
+   * What an operator reads off HAProxy's stats page: per upstream its state,
+   * counters, outcomes, bound users and health-check history; picks by reason; the
+   * recent state changes. A fresh copy each call (nothing here is live).
+   */
+  stats (): BalancerStats {
+    const bound = this.strategy.bound?.()
+    return {
+      at: Date.now(),
+      strategy: this.strategy.name,
+      panic: this.#members.panic,
+      upstreams: this.#members.all.map(u => ({
+        ...u.info(),
+        outcomes: { ...u.outcomes },
+        boundUsers: bound === undefined ? undefined : (bound.get(u.id) ?? 0),
+        health: { checks: u.checksPassed + u.checksFailed, passed: u.checksPassed, failed: u.checksFailed, recent: u.recentChecks.map(c => ({ ...c })) },
+        ejectionsTotal: u.ejectionsTotal,
+        ejected: u.ejected,
+      })),
+      picks: { ...this.#picks },
+      changes: this.#changes.map(c => ({ ...c })),
+    }
   }
 
   /** Forwards an HTTP request to the chosen upstream and streams the answer into `res`. */
@@ -269,12 +331,27 @@ export class Balancer extends EventEmitter {
     const after = u.state
     if (before === after) return
     this.#states.set(u, after)
+    this.#record(u, before ?? 'absent', after, reason)
     this.#rebuild()
     if (after === 'down') this.emit('down', u.info(), reason)
     else if (before === 'down') this.emit('up', u.info(), reason)
   }
 
-  #settle (u: Upstream, outcome: Outcome): void {
+  #picked (choice: Choice): void {
+    this.#picks[choice.reason]++
+    if (pickChannel.hasSubscribers) publishPick(this.name, this.strategy.name, choice)
+  }
+
+  #record (u: Upstream, from: StateChange['from'], to: StateChange['to'], reason: string): void {
+    if (this.#changes.push({ at: Date.now(), upstream: u.id, from, to, reason }) > RECENT_CHANGES) this.#changes.shift()
+  }
+
+  #settle (u: Upstream, outcome: Outcome, kind: OutcomeKind, startedAt: number): void {
+    u.outcomes[kind]++
+    if (startedAt !== 0) {
+      const seconds = (performance.now() - startedAt) / 1000
+      for (const l of this.#observers) l(u, kind, seconds)
+    }
     u.inFlight--
     this.#totals.load--
     if (outcome === 'failure') {

@@ -61,3 +61,61 @@ export interface PassiveOptions {
   /** At most this share of upstreams ejected at once (default 50; one may always be). */
   maxEjectedPercent?: number
 }
+
+/**
+ * How one attempt at an upstream ended: the response's status class, a WebSocket
+ * `upgrade`, or the failure (`connect_error`: never reached it; `timeout`: no
+ * answer in timeoutMs; `reset`: the connection failed after the request reached
+ * it; `aborted`: the client left first, so the upstream is not blamed).
+ */
+export type OutcomeKind = '2xx' | '3xx' | '4xx' | '5xx' | 'upgrade' | 'connect_error' | 'timeout' | 'reset' | 'aborted'
+
+/** One active health check, as kept in `UpstreamStats.health.recent`. */
+export interface HealthCheckRecord {
+  /** Epoch milliseconds when the check ended. */
+  at: number
+  ok: boolean
+  /** 'answered 200', 'failed (ECONNREFUSED)'… */
+  detail: string
+  ms: number
+}
+
+export interface UpstreamStats extends UpstreamInfo {
+  /** Attempts by how they ended (a retried request counts once per upstream tried). */
+  outcomes: Record<OutcomeKind, number>
+  /** Users bound here and seen within the strategy's window (sticky strategies only). */
+  boundUsers: number | undefined
+  health: {
+    /** Active checks run, passed and failed since start (0 without `health`). */
+    checks: number
+    passed: number
+    failed: number
+    /** The last checks, oldest first. */
+    recent: HealthCheckRecord[]
+  }
+  /** Passive ejections since start, and whether one is in force now. */
+  ejectionsTotal: number
+  ejected: boolean
+}
+
+/** A state change of one upstream, as kept in `BalancerStats.changes`. */
+export interface StateChange {
+  at: number
+  upstream: string
+  /** 'up' | 'down' | 'draining', or 'added' / 'removed'. */
+  from: UpstreamState | 'absent'
+  to: UpstreamState | 'removed'
+  reason: string
+}
+
+export interface BalancerStats {
+  /** Epoch milliseconds when these figures were read. */
+  at: number
+  strategy: string
+  panic: boolean
+  upstreams: UpstreamStats[]
+  /** Picks by the strategy's reason (sticky hit, new assignment, failover…), retries included. */
+  picks: Record<string, number>
+  /** The last state changes, oldest first. */
+  changes: StateChange[]
+}

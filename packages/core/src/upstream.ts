@@ -1,6 +1,9 @@
 import { Pool } from 'undici'
 import { AffinityError } from './errors.js'
-import type { UpstreamInfo, UpstreamInput, UpstreamState } from './types.js'
+import type { HealthCheckRecord, OutcomeKind, UpstreamInfo, UpstreamInput, UpstreamState } from './types.js'
+
+/** Health checks kept per upstream for stats() and the status page. */
+export const RECENT_CHECKS = 20
 
 /**
  * One upstream server: its identity, its connection pool, live counters and health.
@@ -21,6 +24,17 @@ export class Upstream {
   websockets = 0
   requests = 0
   failures = 0
+  /** Attempts by outcome: a fixed-shape object, one increment per attempt. */
+  readonly outcomes: Record<OutcomeKind, number> = {
+    '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, upgrade: 0, connect_error: 0, timeout: 0, reset: 0, aborted: 0,
+  }
+
+  /** Active checks: totals and the last RECENT_CHECKS, oldest first. */
+  checksPassed = 0
+  checksFailed = 0
+  readonly recentChecks: HealthCheckRecord[] = []
+  /** Passive ejections since start (`ejections` decays; this does not). */
+  ejectionsTotal = 0
 
   /** Active checks: false once `fall` checks failed, true again after `rise` passed. */
   healthy = true
@@ -50,6 +64,12 @@ export class Upstream {
   /** Load for least-connections and bounded loads: requests plus open WebSockets. */
   get load (): number {
     return this.inFlight + this.websockets
+  }
+
+  recordCheck (check: HealthCheckRecord): void {
+    if (check.ok) this.checksPassed++
+    else this.checksFailed++
+    if (this.recentChecks.push(check) > RECENT_CHECKS) this.recentChecks.shift()
   }
 
   info (): UpstreamInfo {

@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici'
 import { isPromise, type Choice } from '../strategies/strategy.js'
 import type { Upstream } from '../upstream.js'
 import { BodyRelay } from './body-relay.js'
-import { IDEMPOTENT, isTimeout, type ForwardContext, type Outcome } from './context.js'
+import { failureKind, IDEMPOTENT, isTimeout, statusKind, type ForwardContext, type Outcome } from './context.js'
 import { sendError } from './error-response.js'
 import { appendSetCookie, mergeHeaders, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
 
@@ -107,13 +107,15 @@ class Exchange {
     }, attempt)
   }
 
-  failed (u: Upstream, err: Error, reached: boolean): void {
+  failed (attempt: Attempt, err: Error): void {
+    const u = attempt.u
+    const reached = attempt.reached
     this.current = undefined
     if (this.clientGone) {
-      this.ctx.settle(u, 'neutral')
+      this.ctx.settle(u, 'neutral', 'aborted', attempt.startedAt)
       return
     }
-    this.ctx.settle(u, 'failure')
+    this.ctx.settle(u, 'failure', failureKind(err, reached), attempt.startedAt)
     if (this.res.headersSent) {
       this.res.destroy()
       return
@@ -147,13 +149,16 @@ class Exchange {
 class Attempt implements Dispatcher.DispatchHandler {
   readonly ex: Exchange
   readonly u: Upstream
+  readonly startedAt: number
   reached = false
   outcome: Outcome = 'ok'
+  statusCode = 0
   controller: Dispatcher.DispatchController | undefined
 
   constructor (ex: Exchange, u: Upstream) {
     this.ex = ex
     this.u = u
+    this.startedAt = ex.ctx.timing ? performance.now() : 0
   }
 
   abort (): void {
@@ -171,6 +176,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return // 1xx informational: consumed here (RFC 9110 §15.2)
     this.controller = controller
+    this.statusCode = statusCode
     if (statusCode >= 500) this.outcome = 'failure'
     const res = this.ex.res
     stripResponseHeaders(headers)
@@ -194,11 +200,11 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseEnd (): void {
     this.ex.current = undefined
     this.ex.res.end()
-    this.ex.ctx.settle(this.u, this.outcome)
+    this.ex.ctx.settle(this.u, this.outcome, statusKind(this.statusCode), this.startedAt)
   }
 
   onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
-    this.ex.failed(this.u, err, this.reached)
+    this.ex.failed(this, err)
   }
 
   resume = (): void => {

@@ -4,7 +4,8 @@ import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { isPromise, type Choice } from '../strategies/strategy.js'
 import type { Upstream } from '../upstream.js'
-import { isTimeout, type ForwardContext } from './context.js'
+import type { OutcomeKind } from '../types.js'
+import { failureKind, isTimeout, statusKind, type ForwardContext, type Outcome } from './context.js'
 import { writeSocketError } from './error-response.js'
 import { appendSetCookie, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
 
@@ -74,9 +75,11 @@ class Tunnel {
     this.ctx.begin(u)
     let reached = false
     let responded = false
+    let status = 0
     let settled = false
-    const settle = (outcome: 'ok' | 'failure' | 'neutral'): void => {
-      if (!settled) { settled = true; this.ctx.settle(u, outcome) }
+    const startedAt = this.ctx.timing ? performance.now() : 0
+    const settle = (outcome: Outcome, kind: OutcomeKind): void => {
+      if (!settled) { settled = true; this.ctx.settle(u, outcome, kind, startedAt) }
     }
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart: (controller) => {
@@ -85,14 +88,15 @@ class Tunnel {
         if (this.clientGone) controller.abort(new Error('client closed the connection'))
       },
       onRequestUpgrade: (_controller, statusCode, headers, upstream) => {
-        settle('ok')
+        settle('ok', 'upgrade')
         this.splice(u, statusCode, headers, upstream as Duplex)
       },
       // The upstream answered without switching protocols: relay its answer as is.
       onResponseStart: (_controller, statusCode, headers, statusMessage) => {
         if (statusCode < 200) return
         responded = true
-        if (statusCode >= 500) settle('failure')
+        status = statusCode
+        if (statusCode >= 500) settle('failure', '5xx')
         stripResponseHeaders(headers)
         this.socket.write(head(statusCode, statusMessage ?? '', headers, this.choice.setCookie, undefined))
       },
@@ -100,13 +104,13 @@ class Tunnel {
         this.socket.write(chunk)
       },
       onResponseEnd: () => {
-        settle('ok')
+        settle('ok', statusKind(status))
         this.socket.end()
       },
       onResponseError: (_controller, err) => {
         this.controller = undefined
-        if (this.clientGone) { settle('neutral'); return }
-        settle('failure')
+        if (this.clientGone) { settle('neutral', 'aborted'); return }
+        settle('failure', failureKind(err, reached))
         if (responded) { this.socket.destroy(); return }
         if (!reached && !isTimeout(err) && this.attempts <= this.ctx.retries) {
           ;(this.choice.tried ??= []).push(u)

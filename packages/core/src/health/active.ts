@@ -59,6 +59,7 @@ export class ActiveHealth {
     const { path, timeoutMs, intervalMs, rise, fall } = this.#config
     let ok = false
     let why = ''
+    const started = performance.now()
     try {
       const res = await u.pool.request({
         path: u.basePath + path,
@@ -75,6 +76,7 @@ export class ActiveHealth {
       why = `health check failed (${(err as { code?: string }).code ?? (err as Error).name})`
     }
     if (probe.stopped) return
+    u.recordCheck({ at: Date.now(), ok, detail: why.slice('health check '.length), ms: Math.round(performance.now() - started) })
     if (ok) {
       probe.passes++
       probe.fails = 0

@@ -70,6 +70,7 @@ export class PassiveHealth {
     this.#decay(u)
     u.ejected = true
     u.ejections++
+    u.ejectionsTotal++
     const ms = Math.min(this.#config.cooldownMs * u.ejections, this.#config.maxCooldownMs)
     const timer = setTimeout(() => {
       this.#timers.delete(u)

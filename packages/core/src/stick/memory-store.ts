@@ -10,6 +10,8 @@ export interface StickStore {
   get (key: string): string | undefined | Promise<string | undefined>
   set (key: string, upstreamId: string, ttlMs: number): void | Promise<void>
   delete (key: string): void | Promise<void>
+  /** Live entries per upstream id, for stats (optional: a shared store may not know cheaply). */
+  count? (): ReadonlyMap<string, number>
 }
 
 export interface MemoryStickStoreOptions {
@@ -32,5 +34,10 @@ export function memoryStickStore (opts: MemoryStickStoreOptions = {}): StickStor
     get: (key) => cache.get(key),
     set: (key, upstreamId, ttlMs) => { cache.set(key, upstreamId, { ttl: ttlMs }) },
     delete: (key) => { cache.delete(key) },
+    count: () => {
+      const counts = new Map<string, number>()
+      cache.forEach((id) => { counts.set(id, (counts.get(id) ?? 0) + 1) })
+      return counts
+    },
   }
 }

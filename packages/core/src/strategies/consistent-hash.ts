@@ -112,6 +112,7 @@ export class ConsistentHash implements Strategy {
       choice.reason = 'fallback'
       return r
     }
+    choice.key = hash
     return this.pickHash(hash, choice)
   }
 

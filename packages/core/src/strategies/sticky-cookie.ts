@@ -24,9 +24,17 @@ export interface StickyCookieOptions {
   assign?: Strategy
   /** Verified tokens remembered so a returning user skips the HMAC (default 10,000). */
   cacheSize?: number
+  /**
+   * A user counts as bound (stats, status page) while seen within this window
+   * (default 30 minutes); remembered tokens idle longer are verified afresh.
+   */
+  activeMs?: number
 }
 
 const MIN_SECRET = 32
+
+/** A verified token as cached, with when its user was last seen (for bound()). */
+interface SeenToken extends VerifiedToken { seen: number }
 
 /**
  * Sticky sessions by a balancer-issued cookie (HAProxy `cookie … insert`, nginx
@@ -48,7 +56,8 @@ class StickyCookie implements Strategy {
   readonly #attrs: string
   readonly #secure: boolean | 'auto'
   readonly #assign: Strategy
-  readonly #cache: LRUCache<string, VerifiedToken> | undefined
+  readonly #cache: LRUCache<string, SeenToken> | undefined
+  readonly #activeMs: number
   /** Per secret: tag → upstream, over every member (down ones included: they fail over). */
   #byTag: Map<string, Upstream>[] = []
   /** Per upstream id: its tag under the signing secret. */
@@ -74,6 +83,11 @@ class StickyCookie implements Strategy {
     this.#assign = opts.assign ?? leastConnections()
     const cacheSize = opts.cacheSize ?? 10_000
     if (!Number.isInteger(cacheSize) || cacheSize < 0) throw invalidOption('cacheSize', 'expected a whole number ≥ 0')
+    const activeMs = opts.activeMs ?? 30 * 60_000
+    if (!Number.isFinite(activeMs) || activeMs <= 0) throw invalidOption('activeMs', 'expected milliseconds > 0')
+    this.#activeMs = activeMs
+    // No lru-cache TTL: its per-hit bookkeeping cost ≈55 ns (bench/strategies.js,
+    // cookie-warm); a `seen` stamp on the cached token costs one field write.
     this.#cache = cacheSize > 0 ? new LRUCache({ max: cacheSize }) : undefined
   }
 
@@ -101,6 +115,7 @@ class StickyCookie implements Strategy {
     let reason: PickReason = choice.tried === undefined ? 'assigned' : 'failover'
     const raw = req.cookies[this.#cookie]
     if (raw !== undefined) {
+      choice.key = raw
       const token = this.#verify(raw)
       if (token !== undefined) {
         // An authentic cookie whose upstream is unknown was pinned to one since removed.
@@ -120,6 +135,20 @@ class StickyCookie implements Strategy {
     return this.#assigned(r, req, choice, reason)
   }
 
+  /** Remembered tokens seen within activeMs, by the upstream they name (the most recent cacheSize users). */
+  bound (): ReadonlyMap<string, number> | undefined {
+    if (this.#cache === undefined) return undefined
+    const counts = new Map<string, number>()
+    const now = Date.now()
+    const since = now - this.#activeMs
+    this.#cache.forEach((token) => {
+      if (token.seen < since || (token.expires !== 0 && token.expires * 1000 <= now)) return
+      const u = this.#byTag[token.secret]?.get(token.tag)
+      if (u !== undefined) counts.set(u.id, (counts.get(u.id) ?? 0) + 1)
+    })
+    return counts
+  }
+
   close (): void | Promise<void> {
     this.#cache?.clear()
     return this.#assign.close?.()
@@ -137,13 +166,17 @@ class StickyCookie implements Strategy {
    * cache: forged cookies cost one HMAC each and never displace real entries.
    */
   #verify (raw: string): VerifiedToken | undefined {
+    const now = Date.now()
     let token = this.#cache?.get(raw)
     if (token === undefined) {
-      token = this.#codec.verify(raw)
-      if (token === undefined) return undefined
+      const verified = this.#codec.verify(raw)
+      if (verified === undefined) return undefined
+      token = { secret: verified.secret, tag: verified.tag, expires: verified.expires, seen: now }
       this.#cache?.set(raw, token)
+    } else {
+      token.seen = now
     }
-    if (token.expires !== 0 && token.expires * 1000 <= Date.now()) return undefined
+    if (token.expires !== 0 && token.expires * 1000 <= now) return undefined
     return token
   }
 
@@ -159,7 +192,10 @@ class StickyCookie implements Strategy {
 
   #setCookie (u: Upstream, req: RouteRequest): string {
     const expires = this.#maxAge === undefined ? 0 : Math.floor(Date.now() / 1000) + this.#maxAge
-    const token = this.#codec.issue(this.#tagOf.get(u.id)!, expires)
+    const tag = this.#tagOf.get(u.id)!
+    const token = this.#codec.issue(tag, expires)
+    // Remembered at once: the new user counts as bound, and its return skips the HMAC.
+    this.#cache?.set(token, { secret: 0, tag, expires, seen: Date.now() })
     const secure = this.#secure === 'auto' ? req.protocol === 'https' : this.#secure
     return `${this.#cookie}=${token}${this.#attrs}${secure ? '; Secure' : ''}`
   }

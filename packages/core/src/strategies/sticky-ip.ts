@@ -55,6 +55,7 @@ class StickyIp implements Strategy {
   pick (req: RouteRequest, choice: Choice): PickResult {
     const key = normalizeIp(req.ip, this.#v4, this.#v6)
     if (key === undefined) return this.#place(undefined, req, choice, 'assigned')
+    choice.key = key
     let bound: string | undefined | Promise<string | undefined>
     try {
       bound = this.#store.get(key)
@@ -66,6 +67,11 @@ class StickyIp implements Strategy {
       return bound.then(id => this.#resolve(key, id, req, choice), () => this.#resolve(key, undefined, req, choice))
     }
     return this.#resolve(key, bound, req, choice)
+  }
+
+  /** Clients bound in the table and not expired, per upstream (when the store can count). */
+  bound (): ReadonlyMap<string, number> | undefined {
+    return this.#store.count?.()
   }
 
   close (): void | Promise<void> {

@@ -25,6 +25,11 @@ export class Choice {
   reason: PickReason = 'rotation'
   /** A Set-Cookie header value to send with the response (sticky cookie issued or renewed). */
   setCookie: string | undefined = undefined
+  /**
+   * What the strategy keyed on (cookie value, client address, key hash), kept only
+   * so the decision trace can publish a keyed digest of it: never logged or sent.
+   */
+  key: string | number | undefined = undefined
   /** Upstreams that already failed this request; a re-pick must not return them. */
   tried: Upstream[] | undefined = undefined
 
@@ -50,6 +55,11 @@ export interface Strategy {
   readonly name: string
   update (members: Members): void
   pick (req: RouteRequest, choice: Choice): PickResult
+  /**
+   * Sticky strategies: users bound to each upstream (id → count) and seen lately,
+   * for stats(); O(users), never called per request. undefined when unknown.
+   */
+  bound? (): ReadonlyMap<string, number> | undefined
   close? (): void | Promise<void>
 }
 

@@ -1,0 +1,62 @@
+import { createHmac, randomBytes } from 'node:crypto'
+import diagnosticsChannel from 'node:diagnostics_channel'
+import { HmacSha256 } from './cookie/hmac-sha256.js'
+import type { Choice } from './strategies/strategy.js'
+
+/**
+ * The decision trace: one message per pick on `node:diagnostics_channel`
+ * ('affinity:pick'), the channel Node's own http, undici and fastify publish on,
+ * so APM tools and tests subscribe the same way. Publishing is guarded by
+ * `hasSubscribers`, so nobody listening costs one property read per pick
+ * (bench/trace.js measures it).
+ */
+export const pickChannel = diagnosticsChannel.channel('affinity:pick')
+
+export interface PickMessage {
+  /** The balancer's `name` option, when given. */
+  balancer: string | undefined
+  strategy: string
+  /** The chosen upstream's id, or undefined when none could take the request. */
+  upstream: string | undefined
+  reason: string
+  /**
+   * A keyed digest of what the strategy keyed on (16 hex digits), the same for the
+   * same user within this process; undefined for keyless strategies.
+   */
+  key: string | undefined
+  /** 1 for the first pick, 2+ for a re-pick after a failed attempt. */
+  attempt: number
+  method: string
+}
+
+// A per-process random HMAC key: digests correlate one user's requests, but an IP
+// or a user id cannot be recovered from them by hashing candidates (the IPv4 space
+// is small enough to enumerate against a plain hash).
+const digestKey = randomBytes(32)
+// The cookie's precomputed-pad HMAC: ≈1 µs against createHmac's ≈3.5 µs per message
+// (bench/trace.js, subscribed). Keys longer than the scratch buffer take createHmac.
+const hmac = new HmacSha256(digestKey)
+const scratch = Buffer.allocUnsafe(256)
+const mac = Buffer.allocUnsafe(32)
+
+export function keyDigest (key: string | number | undefined): string | undefined {
+  if (key === undefined) return undefined
+  const text = typeof key === 'string' ? key : String(key)
+  if (text.length * 3 > scratch.length) return createHmac('sha256', digestKey).update(text).digest('hex').slice(0, 16)
+  const n = scratch.write(text, 0, 'utf8')
+  hmac.mac(scratch, 0, n, mac)
+  return mac.toString('hex', 0, 8)
+}
+
+export function publishPick (balancer: string | undefined, strategy: string, choice: Choice): void {
+  const msg: PickMessage = {
+    balancer,
+    strategy,
+    upstream: choice.upstream?.id,
+    reason: choice.reason,
+    key: keyDigest(choice.key),
+    attempt: (choice.tried?.length ?? 0) + 1,
+    method: choice.request.method,
+  }
+  pickChannel.publish(msg)
+}

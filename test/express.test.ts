@@ -1,13 +1,17 @@
 import { createHash } from 'node:crypto'
-import t from 'tap'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
 import express, { type ErrorRequestHandler } from 'express'
 import express4 from 'express4'
-import { ipHash, stickyCookie } from '@affinity/core'
+import { ipHash, stickyCookie, type AffinityLogger } from '@affinity/core'
+import { affinity, type AffinityMiddleware } from '@affinity/express'
 import { expressHarness } from './adapters/harness.js'
 import {
   Browser, MB, SECRET_A, balancer, balancerCookies, download, entries, runScenarios, upstreams, whoServes, wsUrl,
 } from './adapters/scenarios.js'
-import { openWebSocket, request } from './helpers/http.js'
+import { openWebSocket, request, until } from './helpers/http.js'
+import { Scrape, expectedFromStats } from './helpers/prometheus.js'
 import { patternSha } from './helpers/upstreams.js'
 
 runScenarios(t, expressHarness())
@@ -135,4 +139,106 @@ t.test('express: an auth middleware before the proxy refuses HTTP requests and W
   const { ws, hello } = await openWebSocket(`${wsUrl(app.base)}/chat`, { authorization: 'Bearer ok' })
   t.equal(hello.headers.authorization, 'Bearer ok', 'an authorised upgrade goes through')
   ws.close()
+})
+
+/** `app.use('/api', lb)` on 127.0.0.1:0 (routes of `before` first); app and middleware torn down with the test. */
+async function serve (t: Test, lb: AffinityMiddleware, before?: (app: express.Express) => void): Promise<string> {
+  const app = express()
+  before?.(app)
+  app.use('/api', lb)
+  const server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(async () => {
+    await lb.close()
+    server.closeAllConnections()
+    await new Promise<void>(resolve => server.close(() => resolve()))
+  })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/api`
+}
+
+interface Logged { level: 'debug' | 'info' | 'warn', msg: string, obj: Record<string, unknown> }
+
+/** A pino-like logger that keeps what it is given. */
+function fakeLogger (debug = true): AffinityLogger & { lines: Logged[] } {
+  const lines: Logged[] = []
+  const at = (level: Logged['level']) => (obj: object, msg: string): void => { lines.push({ level, msg, obj: obj as Record<string, unknown> }) }
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), isLevelEnabled: (level) => debug || level !== 'debug' }
+}
+
+t.test('express: the logger option logs state changes (down and panic at warn, the rest at info) and each decision at debug', async t => {
+  const ups = await upstreams(t, 3)
+  const logger = fakeLogger()
+  const b = balancer(t, {
+    upstreams: entries(ups),
+    strategy: stickyCookie({ secret: SECRET_A }),
+    health: { path: '/health', intervalMs: 20, timeoutMs: 1000, fall: 1, rise: 1 },
+    panicThreshold: 50,
+  })
+  const lb = affinity({ balancer: b, logger })
+  const base = await serve(t, lb)
+  const user = new Browser()
+  const name = await user.visit(base)
+  await user.visit(base)
+  const id = `backend-${name}-id`
+  t.same(logger.lines.filter(l => l.msg === 'affinity: upstream chosen'), [
+    { level: 'debug', msg: 'affinity: upstream chosen', obj: { upstream: id, reason: 'assigned', cookie: true, method: 'GET', url: '/api/echo' } },
+    { level: 'debug', msg: 'affinity: upstream chosen', obj: { upstream: id, reason: 'sticky', cookie: false, method: 'GET', url: '/api/echo' } },
+  ], 'one debug line per decision')
+  t.same(logger.lines.filter(l => l.level !== 'debug' && l.msg !== 'affinity: upstream down' && l.msg !== 'affinity: upstream up'), [], 'nothing per request at info')
+
+  logger.lines.length = 0
+  const [, s2, s3] = ups as [unknown, { healthStatus: number }, { healthStatus: number }]
+  s2.healthStatus = 500
+  s3.healthStatus = 500
+  await until(() => logger.lines.some(l => l.msg.startsWith('affinity: panic')), 3000, 'panic logged')
+  s2.healthStatus = 200
+  s3.healthStatus = 200
+  await until(() => logger.lines.some(l => l.msg === 'affinity: panic mode over'), 3000, 'calm logged')
+  const upLogged = (id: string): boolean => logger.lines.some(l => l.msg === 'affinity: upstream up' && l.obj.upstream === id)
+  await until(() => upLogged('backend-S2-id') && upLogged('backend-S3-id'), 3000, 'both up logged')
+  const extra = b.add({ url: ups[0]!.url, id: 'extra' })
+  await b.drain(extra.id)
+  b.remove(extra.id)
+  // Exact sets would be fragile (a loaded machine may time out a check of S1): each kind of line has its level and its upstream.
+  const levels = (msg: string): string[] => [...new Set(logger.lines.filter(l => l.msg === msg).map(l => l.level))]
+  const upstreamsOf = (msg: string): string[] => [...new Set(logger.lines.filter(l => l.msg === msg).map(l => String(l.obj.upstream)))]
+  t.same(levels('affinity: upstream down'), ['warn'], 'down at warn')
+  t.ok(['backend-S2-id', 'backend-S3-id'].every(id => upstreamsOf('affinity: upstream down').includes(id)), 'with the upstream id')
+  t.match(logger.lines.find(l => l.msg === 'affinity: upstream down')!.obj, { reason: /health check/ })
+  t.same(levels('affinity: panic mode, health ignored'), ['warn'], 'panic at warn')
+  t.match(logger.lines.find(l => l.msg === 'affinity: panic mode, health ignored')!.obj, { total: 3, threshold: 50 })
+  t.same(levels('affinity: panic mode over'), ['info'], 'calm at info')
+  t.same(levels('affinity: upstream up'), ['info'], 'up at info')
+  t.ok(['backend-S2-id', 'backend-S3-id'].every(id => upstreamsOf('affinity: upstream up').includes(id)))
+  t.same(logger.lines.filter(l => l.obj.upstream === 'extra').map(l => `${l.level} ${l.msg}`), [
+    'info affinity: upstream added', 'info affinity: upstream drained', 'info affinity: upstream removed',
+  ], 'added, drained, removed at info')
+  t.notOk(logger.lines.some(l => l.level === 'debug'), 'no request, no debug line')
+
+  // A logger with debug off gets no per-request line; lb.close() stops the state-change lines.
+  const quiet = fakeLogger(false)
+  const quietBase = await serve(t, affinity({ balancer: balancer(t, { upstreams: entries(ups) }), logger: quiet }))
+  for (let i = 0; i < 3; i++) t.equal((await request(`${quietBase}/echo`)).status, 200)
+  t.same(quiet.lines, [], 'debug off: nothing logged per request')
+  await lb.close()
+  t.equal(b.listenerCount('down') + b.listenerCount('panic'), 0, 'no listener left on the caller-owned balancer after lb.close()')
+})
+
+t.test('express: lb.metrics() without the option starts metrics on first use; metrics: false refuses it', async t => {
+  const ups = await upstreams(t, 2)
+  const b = balancer(t, { name: 'web', upstreams: entries(ups) })
+  const lb = affinity({ balancer: b })
+  const base = await serve(t, lb, (app) => {
+    app.get('/api/metrics', lb.metrics())
+    app.get('/admin/metrics', lb.metrics())
+  })
+  for (let i = 0; i < 4; i++) t.equal((await request(`${base}/echo`)).status, 200)
+  const res = await request(`${base}/metrics`)
+  t.equal(res.status, 200)
+  t.equal(res.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8')
+  const scrape = new Scrape(res.body.toString('utf8'))
+  t.same(scrape.of('web'), expectedFromStats(b.stats(), 'web'))
+  const admin = new Scrape((await request(`${base.replace(/\/api$/, '')}/admin/metrics`)).body.toString('utf8'))
+  t.same(admin.of('web'), scrape.of('web'), 'two handlers, one set of metrics')
+  t.throws(() => affinity({ balancer: b, metrics: false }).metrics(), { code: 'AFFINITY_ERR_INVALID_OPTION' })
 })

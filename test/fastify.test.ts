@@ -1,12 +1,14 @@
 import { Writable } from 'node:stream'
 import t from 'tap'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import affinity from '@affinity/fastify'
 import { stickyCookie, roundRobin } from '@affinity/core'
 import { fastifyHarness } from './adapters/harness.js'
 import {
   Browser, SECRET_A, assertJsonError, balancer, balancerCookies, byName, entries, idOf, runScenarios, upstreams, wsUrl,
 } from './adapters/scenarios.js'
 import { delay, openWebSocket, request, until } from './helpers/http.js'
+import { Scrape } from './helpers/prometheus.js'
 import { deadUrl } from './helpers/upstreams.js'
 
 runScenarios(t, fastifyHarness())
@@ -181,4 +183,38 @@ t.test('fastify: an onRequest auth hook refuses HTTP requests and WebSocket upgr
   t.equal(hello.headers.authorization, 'Bearer ok', 'an authorised upgrade goes through')
   ws.close()
   t.equal(balancerCookies(await request(`${app.base}/echo`, { headers: { authorization: 'Bearer ok' } })).length, 1)
+})
+
+t.test('fastify: metrics.route below the prefix; a scrape is no decision; metrics: true serves <prefix>/metrics', async t => {
+  const ups = await upstreams(t, 2)
+  const sink = logSink()
+  const app = Fastify({ logger: { level: 'debug', stream: sink.stream } })
+  t.teardown(() => app.close())
+  const b = balancer(t, { name: 'api', upstreams: entries(ups), strategy: stickyCookie({ secret: SECRET_A }) })
+  await app.register(affinity, { prefix: '/api', balancer: b, metrics: { route: '/_lb/metrics' } })
+  await app.register(affinity, { prefix: '/x', balancer: balancer(t, { name: 'x', upstreams: entries(ups) }), metrics: true })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+
+  const res = await request(`${url}/api/_lb/metrics`)
+  t.equal(res.status, 200)
+  t.equal(res.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8')
+  t.same(balancerCookies(res), [], 'no balancer cookie on a scrape')
+  const scrape = new Scrape(res.body.toString('utf8'))
+  t.equal(scrape.sum('affinity_picks_total', { balancer: 'api' }), 0, 'a scrape is not a pick')
+  t.same(sink.lines.filter(l => l.msg === 'affinity: upstream chosen'), [], 'nor a logged decision')
+  t.same(ups.map(u => u.seen.length), [0, 0], 'nor a request upstream')
+  t.equal((await request(`${url}/api/_lb/metrics`, { method: 'HEAD' })).status, 200, 'HEAD too')
+
+  const proxied = await request(`${url}/api/metrics`)
+  t.equal(proxied.json().url, '/metrics', "with another route, the upstreams' own /metrics stays reachable through the proxy")
+  const x = await request(`${url}/x/metrics`)
+  t.equal(x.status, 200, 'metrics: true serves <prefix>/metrics')
+  t.ok(new Scrape(x.body.toString('utf8')).get('affinity_panic', { balancer: 'x' }) === 0, "with the registration's own balancer, in a registry of its own")
+  t.equal(new Scrape(x.body.toString('utf8')).series('affinity_panic', { balancer: 'api' }).length, 0)
+
+  const bad = Fastify()
+  t.teardown(() => bad.close())
+  bad.register(affinity, { upstreams: entries(ups), metrics: { route: 'metrics' } })
+  await t.rejects(async () => { await bad.ready() }, { code: 'AFFINITY_ERR_INVALID_OPTION', message: /metrics\.route/ }, 'a route that is no path is refused at start-up')
 })

@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import express from 'express'
 import affinityPlugin from '@affinity/fastify'
 import { affinity as affinityMiddleware, type AffinityMiddleware } from '@affinity/express'
-import type { BalancerSource } from '@affinity/core'
+import type { BalancerSource, MetricsRegistry } from '@affinity/core'
 
 /** One proxy mounted at `prefix`. */
 export interface Mount {
@@ -25,6 +25,8 @@ export interface Mount {
   rewritePrefix?: string
   /** Proxy WebSocket upgrades (default true). */
   websocket?: boolean
+  /** Prometheus metrics served on GET `prefix` + '/metrics' (Fastify's option; Express's `lb.metrics()` there). */
+  metrics?: { registry?: MetricsRegistry }
 }
 
 export interface AppOptions<App> {
@@ -42,6 +44,7 @@ export interface StartOptions<App> extends AppOptions<App> {
   prefix?: string
   rewritePrefix?: string
   websocket?: boolean
+  metrics?: { registry?: MetricsRegistry }
 }
 
 export interface Started<App = unknown> {
@@ -77,8 +80,8 @@ function originOf (server: Server): string {
 
 function single<App> (h: Pick<AdapterHarness<App>, 'startMounts'>): AdapterHarness<App>['start'] {
   return async (t, opts) => {
-    const { source, prefix = '/api', rewritePrefix, websocket, ...appOpts } = opts
-    const m = await h.startMounts(t, [{ source, prefix, rewritePrefix, websocket }], appOpts)
+    const { source, prefix = '/api', rewritePrefix, websocket, metrics, ...appOpts } = opts
+    const m = await h.startMounts(t, [{ source, prefix, rewritePrefix, websocket, metrics }], appOpts)
     return { url: m.url, base: m.bases[0]!, app: m.app, close: m.close }
   }
 }
@@ -104,6 +107,7 @@ export function fastifyHarness (fastifyOptions: FastifyServerOptions = {}): Adap
           prefix: m.prefix,
           ...(m.rewritePrefix !== undefined ? { rewritePrefix: m.rewritePrefix } : {}),
           websocket: m.websocket ?? true,
+          ...(m.metrics !== undefined ? { metrics: m.metrics } : {}),
           ...m.source,
         })
       }
@@ -145,8 +149,10 @@ export function expressHarness (factory: ExpressFactory = express, name = 'expre
       await opts.extraApp?.(app)
       for (const m of mounts) {
         if (m.rewritePrefix !== undefined) throw new Error('Express has no rewritePrefix')
-        const lb = affinityMiddleware(m.source)
+        const lb = affinityMiddleware(m.metrics !== undefined ? { ...m.source, metrics: m.metrics } : m.source)
         lbs.push(lb)
+        // The scrape route before the proxy, at the path Fastify's option gives it.
+        if (m.metrics !== undefined) app.get(`${m.prefix}/metrics`, lb.metrics())
         app.use(m.prefix, lb)
       }
       await opts.afterMount?.(app)

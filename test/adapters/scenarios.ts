@@ -11,8 +11,10 @@ import {
   consistentHash, createBalancer, ipHash, roundRobin, stickyCookie, stickyIp,
   type Balancer, type BalancerOptions, type Strategy,
 } from '@affinity/core'
+import { Counter, Registry } from 'prom-client'
 import type { AdapterHarness } from './harness.js'
 import { CookieJar, openWebSocket, nextMessage, request, until, type RawResponse } from '../helpers/http.js'
+import { Scrape, expectedFromStats } from '../helpers/prometheus.js'
 import { deadUrl, pattern, patternSha, startUpstream, startUpstreams, type TestUpstream } from '../helpers/upstreams.js'
 
 export interface Scenario {
@@ -766,6 +768,95 @@ export const SCENARIOS: Scenario[] = [
       }
       t.same(ups.map(u => u.seen.length), [0, 0], 'no upstream saw anything')
       t.equal((await request(`${app.base}/echo`)).status, 200, 'the mounted prefix still proxies')
+    },
+  },
+
+  {
+    name: 'metrics: a scrape mirrors stats() (2xx, 5xx, a refused upstream, a drain); the next scrape adds exactly the new traffic',
+    async run (t, h) {
+      const ups = await upstreams(t, 2)
+      const refusing = { url: await deadUrl(), id: 'backend-refusing-id' }
+      // passive: false keeps the refusing upstream in the rotation: each visit there fails over.
+      const b = balancer(t, { name: 'shop', upstreams: [...entries(ups), refusing], strategy: roundRobin(), passive: false })
+      const app = await h.start(t, { source: { balancer: b }, metrics: {} })
+      const scrape = async (): Promise<Scrape> => {
+        const res = await request(`${app.base}/metrics`)
+        t.equal(res.status, 200, 'GET <prefix>/metrics answers')
+        t.equal(res.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8', 'the exposition format')
+        return new Scrape(res.body.toString('utf8'))
+      }
+      const refused = (s: Scrape): number => s.sum('affinity_upstream_requests_total', { upstream: refusing.id, outcome: 'connect_error' })
+      for (let i = 0; i < 6; i++) t.equal((await request(`${app.base}/echo`)).status, 200)
+      t.equal((await request(`${app.base}/status?code=503`)).status, 503)
+
+      const first = await scrape()
+      t.same(first.of('shop'), expectedFromStats(b.stats(), 'shop'), 'every counter, gauge and histogram count equals stats()')
+      t.ok(refused(first) >= 2, `refused attempts counted on their upstream (${refused(first)})`)
+      t.equal(first.sum('affinity_upstream_requests_total', { outcome: '2xx' }), 6)
+      t.equal(first.sum('affinity_upstream_requests_total', { outcome: '5xx' }), 1)
+      t.equal(first.sum('affinity_picks_total'), 7 + refused(first), 'a pick per request and per failover: scrapes are not picks')
+      t.equal(first.sum('affinity_upstream_request_duration_seconds_count'), 7 + refused(first), 'the histogram counts every attempt')
+      t.same([first.types.get('affinity_upstream_requests_total'), first.types.get('affinity_upstream_in_flight'), first.types.get('affinity_upstream_request_duration_seconds')], ['counter', 'gauge', 'histogram'])
+      t.notOk(first.samples.some(s => Object.values(s.labels).some(v => v.includes('127.0.0.1'))), 'no upstream URL in any label')
+      t.same(ups.map(u => u.seen.filter(r => r.url.includes('metrics')).length), [0, 0], 'scrapes never reach an upstream')
+
+      // Gauges right after a drain, with a request in flight.
+      const drained = idOf(ups[1]!)
+      const slow = request(`${app.base}/slow?ms=600`)
+      await until(() => b.list().some(u => u.inFlight === 1), 3000, 'a request in flight')
+      void b.drain(drained)
+      const during = await scrape()
+      t.same(during.of('shop'), expectedFromStats(b.stats(), 'shop'), 'gauges equal stats() mid-drain')
+      t.equal(during.get('affinity_upstream_state', { balancer: 'shop', upstream: drained, state: 'draining' }), 1, 'state="draining" is 1')
+      t.equal(during.get('affinity_upstream_state', { balancer: 'shop', upstream: drained, state: 'up' }), 0, 'state="up" is 0')
+      t.equal(during.sum('affinity_upstream_in_flight'), 1, 'the request in flight')
+      t.equal((await slow).status, 200)
+
+      for (let i = 0; i < 5; i++) t.equal((await request(`${app.base}/echo`)).status, 200)
+      const second = await scrape()
+      t.same(second.of('shop'), expectedFromStats(b.stats(), 'shop'), 'the second scrape equals stats() too')
+      const delta = (name: string, labels: Record<string, string> = {}): number => second.sum(name, labels) - first.sum(name, labels)
+      const refusedSince = refused(second) - refused(first)
+      t.equal(delta('affinity_upstream_requests_total', { outcome: '2xx' }), 6, 'exactly the six answers since (the slow one and five)')
+      t.equal(delta('affinity_upstream_requests_total', { outcome: '5xx' }), 0)
+      t.equal(delta('affinity_picks_total'), 6 + refusedSince, 'picks: one per request and per failover since')
+      t.equal(delta('affinity_upstream_request_duration_seconds_count'), 6 + refusedSince, 'histogram: one per attempt since')
+      t.equal(second.sum('affinity_upstream_in_flight'), 0)
+    },
+  },
+
+  {
+    name: "metrics: your own registry gets them next to your app's; two balancers share it by name; closing the app takes them out",
+    async run (t, h) {
+      const setA = await upstreams(t, 2, 'A')
+      const setB = await upstreams(t, 2, 'B')
+      const registry = new Registry()
+      new Counter({ name: 'shop_orders_total', help: 'Orders placed.', registers: [registry] }).inc(3)
+      const cart = balancer(t, { name: 'cart', upstreams: entries(setA), strategy: stickyCookie({ secret: SECRET_A }) })
+      const search = balancer(t, { name: 'search', upstreams: entries(setB) })
+      const app = await h.startMounts(t, [
+        { prefix: '/a', source: { balancer: cart }, metrics: { registry } },
+        { prefix: '/b', source: { balancer: search }, metrics: { registry } },
+      ])
+      const [baseA, baseB] = app.bases as [string, string]
+      const users = Array.from({ length: 4 }, () => new Browser())
+      for (const u of users) for (let i = 0; i < 2; i++) await u.visit(baseA)
+      for (let i = 0; i < 3; i++) await whoServes(baseB)
+
+      const viaRoute = new Scrape((await request(`${baseB}/metrics`)).body.toString('utf8'))
+      const direct = new Scrape(await registry.metrics())
+      t.equal(viaRoute.get('shop_orders_total'), 3, "the route serves the whole registry: the app's own metrics too")
+      t.same(direct.of('cart'), expectedFromStats(cart.stats(), 'cart'), 'balancer="cart" series equal its stats()')
+      t.same(direct.of('search'), expectedFromStats(search.stats(), 'search'), 'balancer="search" series equal its stats()')
+      t.same(viaRoute.of('cart'), direct.of('cart'), 'the route and the registry agree')
+      t.equal(direct.sum('affinity_upstream_bound_users', { balancer: 'cart' }), 4, 'four users bound')
+      t.same(direct.series('affinity_upstream_bound_users', { balancer: 'search' }), [], 'no bound-users series for a stateless strategy')
+      t.equal(direct.get('affinity_picks_total', { balancer: 'cart', reason: 'sticky' }), 4)
+      t.equal(direct.sum('affinity_upstream_requests_total', { balancer: 'search', outcome: '2xx' }), 3)
+
+      await app.close()
+      t.equal(registry.getSingleMetric('affinity_upstream_requests_total'), undefined, "closing the app takes Affinity's metrics out of your registry")
+      t.ok(registry.getSingleMetric('shop_orders_total'), 'and leaves yours')
     },
   },
 ]

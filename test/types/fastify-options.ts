@@ -1,7 +1,8 @@
 // Compile-only type test (checked by `tsc -b` through test/tsconfig.json, never run):
 // what a Fastify user writes must type-check, and wrong options must not.
 import Fastify from 'fastify'
-import affinity, { type AffinityFastifyOptions } from '@affinity/fastify'
+import { Registry } from 'prom-client'
+import affinity, { type AffinityFastifyMetricsOptions, type AffinityFastifyOptions } from '@affinity/fastify'
 import { createBalancer, stickyCookie, consistentHash, roundRobin, type Choice } from '@affinity/core'
 
 export async function typeTests (): Promise<void> {
@@ -33,7 +34,18 @@ export async function typeTests (): Promise<void> {
     void id
   })
 
+  // Metrics: on at <prefix>/metrics, or a route and your own registry.
+  await app.register(affinity, { prefix: '/m', balancer, metrics: true })
+  const metrics: AffinityFastifyMetricsOptions = { route: '/_lb/metrics', registry: new Registry() }
+  await app.register(affinity, { prefix: '/n', balancer, metrics })
+
   // Wrong options do not type-check.
+  // @ts-expect-error metrics is a boolean or { route, registry }
+  await app.register(affinity, { balancer, metrics: 'on' })
+  // @ts-expect-error metrics.route is a path
+  await app.register(affinity, { balancer, metrics: { route: 9090 } })
+  // @ts-expect-error metrics.registry is a prom-client Registry
+  await app.register(affinity, { balancer, metrics: { registry: {} } })
   // @ts-expect-error websocket is a boolean
   await app.register(affinity, { balancer, websocket: 'yes' })
   // @ts-expect-error retries is a number

@@ -13,6 +13,7 @@ const messages = {
   AFFINITY_ERR_INVALID_OPTION: 'invalid option `%s`: %s',
   AFFINITY_ERR_STRATEGY_IN_USE: 'strategy %s is already bound to another balancer: create one strategy per balancer',
   AFFINITY_ERR_CLOSED: 'the balancer is closed',
+  AFFINITY_ERR_PROM_CLIENT_MISSING: 'install prom-client to enable metrics (`npm install prom-client`): it is an optional peer dependency of @affinity/core',
 } as const
 
 export type AffinityErrorCode = keyof typeof messages

@@ -1,4 +1,7 @@
-import { balancerFrom, writeSocketError, type Balancer, type BalancerSource, type Choice } from '@affinity/core'
+import {
+  AffinityError, balancerFrom, createMetrics, logStateChanges, writeSocketError,
+  type AffinityLogger, type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry,
+} from '@affinity/core'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { BodyConsumedError, forwardableBody } from './body.js'
@@ -13,9 +16,28 @@ export interface AffinityExpressOptions extends BalancerSource {
    * listener is something else.
    */
   app?: ExpressApp
+  /**
+   * Prometheus metrics (needs prom-client), served by `lb.metrics()`. `true` or
+   * `{ registry }` starts them with the middleware; left out, the first
+   * `lb.metrics()` starts them (own registry); `false` turns them off.
+   */
+  metrics?: boolean | AffinityExpressMetricsOptions
+  /**
+   * A pino-like logger (`{ debug, info, warn }` with pino's `(obj, msg)`): upstream
+   * state changes at info/warn, each request's decision at debug.
+   */
+  logger?: AffinityLogger
+}
+
+export interface AffinityExpressMetricsOptions {
+  /** A prom-client Registry of yours; default: one of their own (never the global one). */
+  registry?: MetricsRegistry
 }
 
 type Next = (err?: unknown) => void
+
+/** `app.get('/metrics', lb.metrics())`: answers with the exposition text. */
+export type MetricsHandler = (req: IncomingMessage, res: ServerResponse, next?: Next) => void
 
 export interface AffinityMiddleware {
   (req: IncomingMessage, res: ServerResponse, next: Next): void
@@ -23,7 +45,9 @@ export interface AffinityMiddleware {
   readonly balancer: Balancer
   /** `server.on('upgrade', lb.upgrade)`: WebSocket upgrades with the same sticky choice. */
   upgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void
-  /** Ends open WebSocket tunnels and, if it built the balancer from options, closes it. */
+  /** A handler serving the Prometheus metrics: `app.get('/metrics', lb.metrics())`. */
+  metrics (): MetricsHandler
+  /** Ends open WebSocket tunnels, stops metrics and logging and, if it built the balancer from options, closes it. */
   close (): Promise<void>
 }
 
@@ -50,9 +74,20 @@ function originForm (url: string | undefined): string {
  * the mount (req.url).
  */
 export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
-  const { app, ...source } = opts
+  const { app, metrics: metricsOpts, logger, ...source } = opts
   const { balancer, owned } = balancerFrom(source)
   const tunnels = new Set<Duplex>()
+  const stopLogging = logger === undefined ? undefined : logStateChanges(balancer, logger)
+  let metrics: Promise<AffinityMetrics> | undefined
+  const startMetrics = (): Promise<AffinityMetrics> => {
+    if (metrics === undefined) {
+      metrics = createMetrics(balancer, typeof metricsOpts === 'object' ? metricsOpts : {})
+      // Reported now, and to each scrape through next(err).
+      metrics.catch((err: Error) => process.emitWarning(`@affinity/express: ${err.message}`, 'AffinityWarning'))
+    }
+    return metrics
+  }
+  if (metricsOpts === true || (typeof metricsOpts === 'object' && metricsOpts !== null)) void startMetrics()
 
   const forward = (choice: Choice, req: ExpressRequest, res: ServerResponse, next: Next): void => {
     const pending = (req as UpgradeRequest)[kUpgrade]
@@ -75,10 +110,20 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
     })
   }
 
+  const decided = logger === undefined
+    ? forward
+    : (choice: Choice, req: ExpressRequest, res: ServerResponse, next: Next): void => {
+        // As Fastify: the object is built only when the logger says debug is on.
+        if (logger.isLevelEnabled?.('debug') ?? true) {
+          logger.debug({ upstream: choice.upstream?.id, reason: choice.reason, cookie: choice.setCookie !== undefined, method: req.method, url: req.originalUrl ?? req.url }, 'affinity: upstream chosen')
+        }
+        forward(choice, req, res, next)
+      }
+
   const middleware = ((req: ExpressRequest, res: ServerResponse, next: Next): void => {
     const choice = balancer.choose(new ExpressRouteRequest(req))
-    if (choice instanceof Promise) choice.then(c => forward(c, req, res, next), next)
-    else forward(choice, req, res, next)
+    if (choice instanceof Promise) choice.then(c => decided(c, req, res, next), next)
+    else decided(choice, req, res, next)
   }) as AffinityMiddleware
 
   Object.defineProperty(middleware, 'balancer', { value: balancer, enumerable: true })
@@ -89,8 +134,25 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
       writeSocketError(socket, 500)
     }
   }
+  middleware.metrics = (): MetricsHandler => {
+    if (metricsOpts === false) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'metrics', 'metrics are off (`metrics: false`)')
+    const ready = startMetrics()
+    return (_req, res, next) => {
+      ready.then(async m => {
+        const text = await m.metrics()
+        res.statusCode = 200
+        res.setHeader('content-type', m.contentType)
+        res.end(text)
+      }).catch((err: unknown) => {
+        if (next !== undefined) next(err)
+        else if (!res.headersSent) { res.statusCode = 500; res.end() }
+      })
+    }
+  }
   middleware.close = async (): Promise<void> => {
     for (const socket of tunnels) socket.destroy()
+    stopLogging?.()
+    if (metrics !== undefined) (await metrics.catch(() => undefined))?.close()
     if (owned) await balancer.close()
   }
   return middleware

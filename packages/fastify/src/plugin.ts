@@ -1,6 +1,6 @@
 import fastifyCookie from '@fastify/cookie'
 import fastifyHttpProxy from '@fastify/http-proxy'
-import { balancerFrom, type Balancer, type BalancerListener, type BalancerSource, type Choice, type PanicListener } from '@affinity/core'
+import { AffinityError, balancerFrom, createMetrics, logStateChanges as watchStateChanges, type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry } from '@affinity/core'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Duplex } from 'node:stream'
@@ -15,6 +15,18 @@ export interface AffinityFastifyOptions extends BalancerSource {
   rewritePrefix?: string
   /** Proxy WebSocket upgrades under the prefix, with the same sticky choice. */
   websocket?: boolean
+  /** Prometheus metrics (needs prom-client) served on GET `route` below the prefix: `true` or options. */
+  metrics?: boolean | AffinityFastifyMetricsOptions
+}
+
+export interface AffinityFastifyMetricsOptions {
+  /**
+   * Path below the plugin's prefix (default '/metrics', so '/api/metrics' under
+   * '/api'); the balancer answers it and it is never proxied.
+   */
+  route?: string
+  /** A prom-client Registry of yours; default: one of their own (never the global one). */
+  registry?: MetricsRegistry
 }
 
 declare module 'fastify' {
@@ -27,8 +39,13 @@ declare module 'fastify' {
 type ParseCookie = (header: string) => Record<string, string | undefined>
 
 async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOptions): Promise<void> {
-  const { prefix: _prefix, rewritePrefix, websocket = false, ...source } = opts
+  const { prefix: _prefix, rewritePrefix, websocket = false, metrics: metricsOpts = false, ...source } = opts
   const { balancer, owned } = balancerFrom(source)
+  const metrics = await serveMetrics(fastify, balancer, metricsOpts).catch(async (err: unknown) => {
+    // Registration fails (prom-client missing…): a balancer built here must not outlive it.
+    if (owned) await balancer.close()
+    throw err
+  })
 
   // @fastify/cookie parses the balancer cookie. Registered here (encapsulated, with
   // no parsing hook) only if the app has not: strategies parse lazily, on demand.
@@ -42,6 +59,7 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
   // preHandlers (which can read request.affinity), and possibly asynchronously
   // (a shared stick store). The same hook runs for routed WebSocket upgrades.
   fastify.addHook('onRequest', (request, _reply, done) => {
+    if (metrics !== undefined && isMetricsRoute(request)) { done(); return }
     const choice = balancer.choose(new FastifyRouteRequest(request, parseCookie))
     if (choice instanceof Promise) {
       choice.then(c => { request.affinity = c; log(request, c); done() }, done)
@@ -110,6 +128,29 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
   if (owned) fastify.addHook('onClose', async () => { await balancer.close() })
 }
 
+/**
+ * GET `route` below the prefix answers with the exposition text. Its requests skip
+ * the balancer's decision (a scrape is not a pick), and the metrics stop with the app.
+ */
+async function serveMetrics (fastify: FastifyInstance, balancer: Balancer, opts: boolean | AffinityFastifyMetricsOptions): Promise<AffinityMetrics | undefined> {
+  if (opts === false) return undefined
+  const { route = '/metrics', registry } = opts === true ? {} : opts
+  if (typeof route !== 'string' || !route.startsWith('/')) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'metrics.route', 'expected a path starting with /')
+  const metrics = await createMetrics(balancer, { registry })
+  fastify.addHook('onClose', (_instance, done) => { metrics.close(); done() })
+  fastify.get(route, { config: { [METRICS_ROUTE]: true } }, async (_request, reply) => {
+    const text = await metrics.metrics()
+    return reply.type(metrics.contentType).send(text)
+  })
+  return metrics
+}
+
+const METRICS_ROUTE = 'affinityMetrics'
+
+function isMetricsRoute (request: FastifyRequest): boolean {
+  return (request.routeOptions.config as { [METRICS_ROUTE]?: boolean })[METRICS_ROUTE] === true
+}
+
 /** The body stream the pass-through parser produced (a preParsing hook may have wrapped it), if any. */
 function bodyOf (request: FastifyRequest): Readable | undefined {
   const body = request.body
@@ -124,27 +165,11 @@ function log (request: FastifyRequest, choice: Choice): void {
   }
 }
 
-/** Upstream state changes go to the app logger: down at warn, the rest at info. */
+/** Upstream state changes go to the app logger: down and panic at warn, the rest at info. */
 function logStateChanges (fastify: FastifyInstance, balancer: Balancer, owned: boolean): void {
-  const listeners: Array<[Parameters<Balancer['on']>[0], BalancerListener]> = [
-    ['down', (u, reason) => fastify.log.warn({ upstream: u.id, reason }, 'affinity: upstream down')],
-    ['up', (u, reason) => fastify.log.info({ upstream: u.id, reason }, 'affinity: upstream up')],
-    ['added', (u) => fastify.log.info({ upstream: u.id }, 'affinity: upstream added')],
-    ['removed', (u) => fastify.log.info({ upstream: u.id }, 'affinity: upstream removed')],
-    ['drained', (u) => fastify.log.info({ upstream: u.id }, 'affinity: upstream drained')],
-  ]
-  const panic: PanicListener = (p) => fastify.log.warn(p, 'affinity: panic mode, health ignored')
-  const calm: PanicListener = (p) => fastify.log.info(p, 'affinity: panic mode over')
-  for (const [event, fn] of listeners) balancer.on(event, fn)
-  balancer.on('panic', panic).on('calm', calm)
+  const stop = watchStateChanges(balancer, fastify.log)
   // A caller-owned balancer outlives the app: stop logging into a closed app.
-  if (!owned) {
-    fastify.addHook('onClose', (_instance, done) => {
-      for (const [event, fn] of listeners) balancer.off(event, fn)
-      balancer.off('panic', panic).off('calm', calm)
-      done()
-    })
-  }
+  if (!owned) fastify.addHook('onClose', (_instance, done) => { stop(); done() })
 }
 
 /**

@@ -1,0 +1,36 @@
+import type { Balancer, BalancerEvent, BalancerListener, PanicListener } from '../balancer.js'
+
+/**
+ * What Affinity writes its log lines to: pino's `(obj, msg)` methods, so Fastify's
+ * `fastify.log`, a pino logger or anything shaped like one fits.
+ */
+export interface AffinityLogger {
+  debug (obj: object, msg: string): void
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+  /** pino's: per-request objects are built only when it says debug is on. */
+  isLevelEnabled? (level: string): boolean
+}
+
+/**
+ * Logs an upstream's state changes: `down` and panic mode at warn; `up`, `added`,
+ * `removed`, `drained` and the end of panic mode at info. Returns the function that
+ * stops logging (an app that closes before a balancer it does not own).
+ */
+export function logStateChanges (balancer: Balancer, logger: AffinityLogger): () => void {
+  const listeners: Array<[BalancerEvent, BalancerListener]> = [
+    ['down', (u, reason) => logger.warn({ upstream: u.id, reason }, 'affinity: upstream down')],
+    ['up', (u, reason) => logger.info({ upstream: u.id, reason }, 'affinity: upstream up')],
+    ['added', (u) => logger.info({ upstream: u.id }, 'affinity: upstream added')],
+    ['removed', (u) => logger.info({ upstream: u.id }, 'affinity: upstream removed')],
+    ['drained', (u) => logger.info({ upstream: u.id }, 'affinity: upstream drained')],
+  ]
+  const panic: PanicListener = (p) => logger.warn(p, 'affinity: panic mode, health ignored')
+  const calm: PanicListener = (p) => logger.info(p, 'affinity: panic mode over')
+  for (const [event, fn] of listeners) balancer.on(event, fn)
+  balancer.on('panic', panic).on('calm', calm)
+  return () => {
+    for (const [event, fn] of listeners) balancer.off(event, fn)
+    balancer.off('panic', panic).off('calm', calm)
+  }
+}

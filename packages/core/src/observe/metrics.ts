@@ -1,0 +1,320 @@
+import type * as PromClient from 'prom-client'
+import { Balancer, type OutcomeListener } from '../balancer.js'
+import { AffinityError, invalidOption } from '../errors.js'
+import type { BalancerStats, OutcomeKind, UpstreamInfo, UpstreamState } from '../types.js'
+
+/**
+ * Prometheus metrics through prom-client, an optional peer dependency: it is
+ * imported here, lazily, so an app that never asks for metrics never loads it.
+ *
+ * Counters and gauges are not kept twice: at scrape time each one's `collect()`
+ * reads `balancer.stats()` and reports the balancer's own totals (reset, then set
+ * to the total, never added to). Only the latency histogram needs a feed of its own
+ * (`balancer.onOutcome`). Labels are the balancer's `name`, the upstream's `id`
+ * (what the operator chose; URLs may be internal addresses and are never labels),
+ * and small fixed sets (outcome, reason, state, result).
+ */
+
+/**
+ * The part of a prom-client `Registry` used here, written out so that @affinity/core's
+ * types do not depend on prom-client being installed. Any prom-client 15 `Registry`
+ * (Prometheus or OpenMetrics content type) fits.
+ */
+export interface MetricsRegistry {
+  readonly contentType: string
+  metrics (): Promise<string>
+  getSingleMetric (name: string): unknown
+  removeSingleMetric (name: string): void
+}
+
+export interface MetricsOptions<R extends MetricsRegistry = MetricsRegistry> {
+  /**
+   * Where the metrics are registered. Default: a new Registry of their own, never
+   * prom-client's global one, so two balancers or two apps in one process do not
+   * collide. Pass yours to expose them next to your app's metrics.
+   */
+  registry?: R
+  /** Prepended to every metric name (default 'affinity_'). */
+  prefix?: string
+  /**
+   * Histogram buckets in seconds (default 0.005 … 10, prom-client's, suited to
+   * proxied HTTP). Fixed by the first balancer that registers in a registry.
+   */
+  buckets?: readonly number[]
+}
+
+export interface AffinityMetrics<R extends MetricsRegistry = MetricsRegistry> {
+  readonly registry: R
+  /** The Content-Type of `metrics()` (the registry's: Prometheus text 0.0.4 by default). */
+  readonly contentType: string
+  /** The exposition text of the whole registry (your own metrics too, when it is yours). */
+  metrics (): Promise<string>
+  /**
+   * Stops timing requests and removes this balancer's series from the registry (the
+   * metrics themselves once no balancer reports to it). The balancer stays open.
+   */
+  close (): void
+}
+
+type Prom = typeof PromClient
+type Labels = Record<string, string>
+type Series = Iterable<[Labels, number]>
+
+interface Definition {
+  type: 'counter' | 'gauge'
+  name: string
+  help: string
+  labels: string[]
+  series (s: BalancerStats): Series
+}
+
+const STATES: readonly UpstreamState[] = ['up', 'down', 'draining']
+const BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const DURATION = 'upstream_request_duration_seconds'
+
+/** Everything but the histogram: one row a metric, each read from stats() at scrape time. */
+const DEFINITIONS: readonly Definition[] = [
+  {
+    type: 'counter',
+    name: 'upstream_requests_total',
+    help: 'Attempts at the upstream by how they ended (a retried request counts once per upstream tried).',
+    labels: ['upstream', 'outcome'],
+    * series (s) { for (const u of s.upstreams) for (const [outcome, n] of Object.entries(u.outcomes)) yield [{ upstream: u.id, outcome }, n] },
+  },
+  {
+    type: 'counter',
+    name: 'picks_total',
+    help: "Upstream picks by the strategy's reason (sticky hit, new assignment, failover...), retries included.",
+    labels: ['reason'],
+    * series (s) { for (const [reason, n] of Object.entries(s.picks)) yield [{ reason }, n] },
+  },
+  {
+    type: 'counter',
+    name: 'upstream_ejections_total',
+    help: 'Passive health ejections of the upstream (consecutive failures).',
+    labels: ['upstream'],
+    * series (s) { for (const u of s.upstreams) yield [{ upstream: u.id }, u.ejectionsTotal] },
+  },
+  {
+    type: 'counter',
+    name: 'health_checks_total',
+    help: 'Active health checks of the upstream by result.',
+    labels: ['upstream', 'result'],
+    * series (s) {
+      for (const u of s.upstreams) {
+        yield [{ upstream: u.id, result: 'pass' }, u.health.passed]
+        yield [{ upstream: u.id, result: 'fail' }, u.health.failed]
+      }
+    },
+  },
+  {
+    type: 'gauge',
+    name: 'upstream_in_flight',
+    help: 'HTTP requests in flight to the upstream.',
+    labels: ['upstream'],
+    * series (s) { for (const u of s.upstreams) yield [{ upstream: u.id }, u.inFlight] },
+  },
+  {
+    type: 'gauge',
+    name: 'upstream_websockets',
+    help: 'WebSocket tunnels open to the upstream.',
+    labels: ['upstream'],
+    * series (s) { for (const u of s.upstreams) yield [{ upstream: u.id }, u.websockets] },
+  },
+  {
+    type: 'gauge',
+    name: 'upstream_bound_users',
+    help: 'Users bound to the upstream and seen within the strategy window (stickyCookie, stickyIp only).',
+    labels: ['upstream'],
+    * series (s) { for (const u of s.upstreams) if (u.boundUsers !== undefined) yield [{ upstream: u.id }, u.boundUsers] },
+  },
+  {
+    type: 'gauge',
+    name: 'upstream_weight',
+    help: 'Configured weight of the upstream.',
+    labels: ['upstream'],
+    * series (s) { for (const u of s.upstreams) yield [{ upstream: u.id }, u.weight] },
+  },
+  {
+    // One series per state, 1 for the current one (as kube-state-metrics does), so
+    // `affinity_upstream_state{state="down"} == 1` selects the down upstreams.
+    type: 'gauge',
+    name: 'upstream_state',
+    help: 'Upstream state: 1 for the current state (up, down or draining), 0 for the others.',
+    labels: ['upstream', 'state'],
+    * series (s) { for (const u of s.upstreams) for (const state of STATES) yield [{ upstream: u.id, state }, u.state === state ? 1 : 0] },
+  },
+  {
+    type: 'gauge',
+    name: 'panic',
+    help: '1 while panic mode ignores health (too few upstreams up), else 0.',
+    labels: [],
+    * series (s) { yield [{}, s.panic ? 1 : 0] },
+  },
+]
+
+/** One balancer reporting to a family: its `balancer` label and a stats() copy per scrape. */
+class Source {
+  readonly balancer: Balancer
+  readonly label: string
+  #cached: BalancerStats | undefined
+
+  constructor (balancer: Balancer, label: string) {
+    this.balancer = balancer
+    this.label = label
+  }
+
+  snapshot (): BalancerStats {
+    if (this.#cached === undefined) {
+      this.#cached = this.balancer.stats()
+      // Every collect() of one scrape runs in the same tick (registry.metrics()
+      // calls them all before awaiting): one stats() copy serves them all.
+      queueMicrotask(() => { this.#cached = undefined })
+    }
+    return this.#cached
+  }
+}
+
+/**
+ * The metrics registered under one prefix in one registry, shared by every
+ * balancer that reports there: prom-client allows one metric per name, so two
+ * balancers in one registry share the metrics and differ by the `balancer` label.
+ */
+class Family {
+  readonly sources = new Map<string, Source>()
+  readonly names: string[]
+  readonly histogram: PromClient.Histogram
+
+  constructor (prom: Prom, registry: PromClient.Registry, prefix: string, buckets: readonly number[]) {
+    this.names = [...DEFINITIONS.map(d => prefix + d.name), prefix + DURATION]
+    for (const name of this.names) {
+      if (registry.getSingleMetric(name) !== undefined) throw invalidOption('registry', `it already holds a metric named ${name}: pass another \`prefix\``)
+    }
+    const registers = [registry]
+    for (const d of DEFINITIONS) {
+      const common = { name: prefix + d.name, help: d.help, labelNames: ['balancer', ...d.labels], registers }
+      const fill = (write: (labels: Labels, value: number) => void): void => {
+        for (const src of this.sources.values()) for (const [labels, value] of d.series(src.snapshot())) write({ balancer: src.label, ...labels }, value)
+      }
+      // Reset, then the balancer's current figures: totals are reported, never added up.
+      if (d.type === 'counter') new prom.Counter({ ...common, collect () { this.reset(); fill((l, v) => this.inc(l, v)) } })
+      else new prom.Gauge({ ...common, collect () { this.reset(); fill((l, v) => this.set(l, v)) } })
+    }
+    this.histogram = new prom.Histogram({
+      name: prefix + DURATION,
+      help: 'Time from dispatch to the end of the response, per attempt at the upstream (from when metrics were enabled).',
+      labelNames: ['balancer', 'upstream', 'outcome'],
+      buckets: [...buckets],
+      registers,
+    })
+  }
+}
+
+/** Families by registry, then prefix. */
+const families = new WeakMap<object, Map<string, Family>>()
+
+async function loadPromClient (): Promise<Prom> {
+  try {
+    return await import('prom-client')
+  } catch (err) {
+    const e = err as { code?: string, message?: string }
+    // Only prom-client itself missing; a broken install (one of its own
+    // dependencies missing) keeps its own error.
+    if ((e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && /['"]prom-client['"]/.test(String(e.message))) {
+      const missing = new AffinityError('AFFINITY_ERR_PROM_CLIENT_MISSING')
+      missing.cause = err
+      throw missing
+    }
+    throw err
+  }
+}
+
+function checkOptions (opts: MetricsOptions<MetricsRegistry>): { prefix: string, buckets: readonly number[] } {
+  const prefix = opts.prefix ?? 'affinity_'
+  if (typeof prefix !== 'string' || !/^(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?$/.test(prefix)) {
+    throw invalidOption('prefix', 'expected letters, digits, _ and : (a Prometheus metric name prefix)')
+  }
+  const buckets = opts.buckets ?? BUCKETS
+  if (!Array.isArray(buckets) || buckets.length === 0 || !buckets.every((b, i) => Number.isFinite(b) && b > 0 && (i === 0 || b > buckets[i - 1]!))) {
+    throw invalidOption('buckets', 'expected increasing numbers of seconds > 0')
+  }
+  const r = opts.registry as Partial<Record<string, unknown>> | undefined
+  if (r !== undefined && (r === null || typeof r !== 'object' || typeof r.registerMetric !== 'function' || typeof r.getSingleMetric !== 'function' || typeof r.removeSingleMetric !== 'function' || typeof r.metrics !== 'function')) {
+    throw invalidOption('registry', 'expected a prom-client Registry')
+  }
+  return { prefix, buckets }
+}
+
+/**
+ * Exposes a balancer's figures as Prometheus metrics (see the README's metric
+ * table). Rejects with AFFINITY_ERR_PROM_CLIENT_MISSING when prom-client is not
+ * installed. Balancers sharing a registry must have different `name`s.
+ */
+export async function createMetrics<R extends MetricsRegistry = MetricsRegistry> (balancer: Balancer, opts: MetricsOptions<R> = {}): Promise<AffinityMetrics<R>> {
+  if (!(balancer instanceof Balancer)) throw invalidOption('balancer', 'expected a balancer from createBalancer()')
+  const { prefix, buckets } = checkOptions(opts)
+  // Timing starts with this call, not once prom-client has loaded (an app may serve
+  // requests meanwhile): attempts that end before are kept, then observed.
+  const early: Array<Parameters<OutcomeListener>> = []
+  let observe: OutcomeListener = (...attempt) => { early.push(attempt) }
+  const detach = balancer.onOutcome((u, outcome, seconds) => observe(u, outcome, seconds))
+  const label = balancer.name ?? 'default'
+  let registry: PromClient.Registry
+  let byPrefix: Map<string, Family>
+  let family: Family
+  try {
+    const prom = await loadPromClient()
+    // From here on, synchronous: two createMetrics() racing for one registry cannot both create its family.
+    registry = (opts.registry ?? new prom.Registry()) as unknown as PromClient.Registry
+    byPrefix = families.get(registry) ?? new Map<string, Family>()
+    families.set(registry, byPrefix)
+    const existing = byPrefix.get(prefix)
+    if (existing?.sources.has(label) === true) {
+      throw invalidOption('name', `a balancer named ${JSON.stringify(label)} already reports to this registry: give each balancer its own \`name\``)
+    }
+    family = existing ?? new Family(prom, registry, prefix, buckets)
+    byPrefix.set(prefix, family)
+  } catch (err) {
+    detach()
+    throw err
+  }
+  family.sources.set(label, new Source(balancer, label))
+
+  const { histogram } = family
+  // Histogram series this balancer created, by upstream id: removed with their upstream, or on close.
+  const observed = new Map<string, Set<OutcomeKind>>()
+  observe = (u, outcome, seconds) => {
+    // An attempt that outlived its upstream's removal: its series are gone with it.
+    if (u.removed) return
+    histogram.observe({ balancer: label, upstream: u.id, outcome }, seconds)
+    const kinds = observed.get(u.id)
+    if (kinds === undefined) observed.set(u.id, new Set([outcome]))
+    else kinds.add(outcome)
+  }
+  for (const attempt of early.splice(0)) observe(...attempt)
+  const forget = (id: string): void => {
+    for (const outcome of observed.get(id) ?? []) histogram.remove({ balancer: label, upstream: id, outcome })
+    observed.delete(id)
+  }
+  const onRemoved = (u: UpstreamInfo): void => forget(u.id)
+  balancer.on('removed', onRemoved)
+
+  let closed = false
+  return {
+    registry: registry as unknown as R,
+    get contentType () { return registry.contentType },
+    metrics: () => registry.metrics(),
+    close () {
+      if (closed) return
+      closed = true
+      detach()
+      balancer.off('removed', onRemoved)
+      for (const id of [...observed.keys()]) forget(id)
+      family.sources.delete(label)
+      if (family.sources.size === 0) {
+        for (const name of family.names) registry.removeSingleMetric(name)
+        byPrefix.delete(prefix)
+      }
+    },
+  }
+}

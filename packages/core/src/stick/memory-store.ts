@@ -12,6 +12,12 @@ export interface StickStore {
   delete (key: string): void | Promise<void>
   /** Live entries per upstream id, for stats (optional: a shared store may not know cheaply). */
   count? (): ReadonlyMap<string, number>
+  /**
+   * The same counts as a live map, kept up to date as entries come and go (expired
+   * ones may linger a little, see memoryStickStore). Read on every new placement
+   * under a session cap (stickyIp `sessionBalanceFactor`), so it must cost O(1).
+   */
+  liveCount? (): ReadonlyMap<string, number>
 }
 
 export interface MemoryStickStoreOptions {
@@ -19,24 +25,61 @@ export interface MemoryStickStoreOptions {
   maxEntries?: number
 }
 
+/** Expired entries are swept out of the live counts at most this often (and at most every ttl / 8). */
+const SWEEP_MS = 5000
+
 /**
  * Bounded in-memory stick table on lru-cache: every hit refreshes an entry's TTL
  * and recency, a full table evicts the least recently refreshed client, and
  * expired entries are dropped when read. A hit costs ≈0.2 µs at 10,000 clients
  * and stays flat as the table grows (bench/strategies.js, stickyIp rows).
+ *
+ * Entries per upstream are counted as they come and go, through lru-cache's
+ * `onInsert` (added, or re-bound to another upstream) and `dispose` (replaced,
+ * evicted, deleted, expired) callbacks, so `liveCount()` is a map read, not a scan.
+ * An expired entry leaves the counts when lru-cache drops it: when it is read, or
+ * at the sweep (`purgeStale`, O(entries)) that `liveCount()` runs at most every
+ * min(5 s, ttl / 8) and `count()` runs every time. The sweep rides on the reads
+ * instead of an unref'd timer: the counts are only needed when read, and a store
+ * nobody reads costs nothing and holds no timer.
  */
 export function memoryStickStore (opts: MemoryStickStoreOptions = {}): StickStore & { readonly size: number } {
   const max = opts.maxEntries ?? 100_000
   if (!Number.isInteger(max) || max < 1) throw invalidOption('maxEntries', 'expected a whole number ≥ 1')
-  const cache = new LRUCache<string, string>({ max, ttlAutopurge: false })
+  const counts = new Map<string, number>()
+  const up = (id: string): void => { counts.set(id, (counts.get(id) ?? 0) + 1) }
+  const down = (id: string): void => {
+    const n = (counts.get(id) ?? 0) - 1
+    if (n > 0) counts.set(id, n)
+    else counts.delete(id)
+  }
+  const cache = new LRUCache<string, string>({
+    max,
+    ttlAutopurge: false,
+    // 'update' (a refresh of the same binding, on every sticky hit) changes nothing.
+    onInsert: (id, _key, reason) => { if (reason !== 'update') up(id) },
+    dispose: (id) => { down(id) },
+  })
+  let sweepEvery = SWEEP_MS
+  let swept = performance.now()
+  const sweep = (): void => {
+    swept = performance.now()
+    cache.purgeStale()
+  }
   return {
     get size () { return cache.size },
     get: (key) => cache.get(key),
-    set: (key, upstreamId, ttlMs) => { cache.set(key, upstreamId, { ttl: ttlMs }) },
+    set: (key, upstreamId, ttlMs) => {
+      if (ttlMs < sweepEvery * 8) sweepEvery = ttlMs / 8
+      cache.set(key, upstreamId, { ttl: ttlMs })
+    },
     delete: (key) => { cache.delete(key) },
     count: () => {
-      const counts = new Map<string, number>()
-      cache.forEach((id) => { counts.set(id, (counts.get(id) ?? 0) + 1) })
+      sweep()
+      return new Map(counts)
+    },
+    liveCount: () => {
+      if (performance.now() - swept >= sweepEvery) sweep()
       return counts
     },
   }

@@ -3,9 +3,11 @@ import { AffinityError, invalidOption } from '../errors.js'
 import { checkCookieName, cookieAttributes, type SameSite } from '../cookie/attributes.js'
 import { TokenCodec, type VerifiedToken } from '../cookie/token.js'
 import type { Members } from '../members.js'
+import { RecentUsers, type SeenStamp } from '../stick/recent-users.js'
 import type { RouteRequest } from '../types.js'
 import type { Upstream } from '../upstream.js'
 import { leastConnections } from './least-connections.js'
+import { placeUser, sessionCap, type SessionCap } from './session-cap.js'
 import { isPromise, type Choice, type PickReason, type PickResult, type Strategy } from './strategy.js'
 
 export interface StickyCookieOptions {
@@ -25,16 +27,23 @@ export interface StickyCookieOptions {
   /** Verified tokens remembered so a returning user skips the HMAC (default 10,000). */
   cacheSize?: number
   /**
-   * A user counts as bound (stats, status page) while seen within this window
-   * (default 30 minutes); remembered tokens idle longer are verified afresh.
+   * A user counts as bound (stats, status page, session cap) while seen within this
+   * window (default 30 minutes).
    */
   activeMs?: number
+  /**
+   * Bounded loads on sessions (e.g. 1.25): a new or failed-over user is not placed
+   * on an upstream already holding ceil(factor × average) bound users (weighted);
+   * bound users never move. Users are those seen within `activeMs`, as remembered
+   * by this balancer instance (needs `cacheSize` > 0). Off by default.
+   */
+  sessionBalanceFactor?: number
 }
 
 const MIN_SECRET = 32
 
-/** A verified token as cached, with when its user was last seen (for bound()). */
-interface SeenToken extends VerifiedToken { seen: number }
+/** A verified token as cached, with where and when its user was last counted (for bound() and the session cap). */
+interface SeenToken extends VerifiedToken, SeenStamp {}
 
 /**
  * Sticky sessions by a balancer-issued cookie (HAProxy `cookie … insert`, nginx
@@ -57,7 +66,9 @@ class StickyCookie implements Strategy {
   readonly #secure: boolean | 'auto'
   readonly #assign: Strategy
   readonly #cache: LRUCache<string, SeenToken> | undefined
-  readonly #activeMs: number
+  /** Users seen within activeMs, per upstream: counted as they come back, never by a scan. */
+  readonly #recent: RecentUsers
+  readonly #cap: SessionCap | undefined
   /** Per secret: tag → upstream, over every member (down ones included: they fail over). */
   #byTag: Map<string, Upstream>[] = []
   /** Per upstream id: its tag under the signing secret. */
@@ -85,10 +96,14 @@ class StickyCookie implements Strategy {
     if (!Number.isInteger(cacheSize) || cacheSize < 0) throw invalidOption('cacheSize', 'expected a whole number ≥ 0')
     const activeMs = opts.activeMs ?? 30 * 60_000
     if (!Number.isFinite(activeMs) || activeMs <= 0) throw invalidOption('activeMs', 'expected milliseconds > 0')
-    this.#activeMs = activeMs
+    this.#recent = new RecentUsers(activeMs)
+    this.#cap = sessionCap(opts.sessionBalanceFactor)
+    if (this.#cap !== undefined && cacheSize === 0) throw invalidOption('sessionBalanceFactor', 'counts users through the token cache: needs cacheSize > 0')
     // No lru-cache TTL: its per-hit bookkeeping cost ≈55 ns (bench/strategies.js,
-    // cookie-warm); a `seen` stamp on the cached token costs one field write.
-    this.#cache = cacheSize > 0 ? new LRUCache({ max: cacheSize }) : undefined
+    // cookie-warm); the bucket stamp on the cached token costs a comparison. A token
+    // leaving the cache (evicted, cleared) stops counting: bound users are the most
+    // recent cacheSize ones.
+    this.#cache = cacheSize > 0 ? new LRUCache({ max: cacheSize, dispose: (token) => { this.#recent.forget(token) } }) : undefined
   }
 
   update (members: Members): void {
@@ -116,7 +131,8 @@ class StickyCookie implements Strategy {
     const raw = req.cookies[this.#cookie]
     if (raw !== undefined) {
       choice.key = raw
-      const token = this.#verify(raw)
+      const now = Date.now()
+      const token = this.#verify(raw, now)
       if (token !== undefined) {
         // An authentic cookie whose upstream is unknown was pinned to one since removed.
         reason = 'failover'
@@ -124,28 +140,36 @@ class StickyCookie implements Strategy {
         if (u !== undefined) {
           if (this.#members!.keeps(u) && !choice.avoids(u)) {
             choice.reason = 'sticky'
-            if (token.secret !== 0 || this.#dueForRenewal(token.expires)) choice.setCookie = this.#setCookie(u, req)
+            if (token.secret !== 0 || this.#dueForRenewal(token.expires)) {
+              // Counted once, under its renewed cookie.
+              this.#recent.forget(token)
+              choice.setCookie = this.#setCookie(u, req)
+            } else {
+              this.#recent.touch(token, u.id, now)
+            }
             return u
           }
         }
+        // The user leaves its upstream: a fresh cookie will count it where it lands.
+        this.#recent.forget(token)
       }
     }
-    const r = this.#assign.pick(req, choice)
-    if (isPromise(r)) return r.then(u => this.#assigned(u, req, choice, reason))
-    return this.#assigned(r, req, choice, reason)
+    const r = this.#cap === undefined
+      ? placeUser(this.#assign, req, choice, reason)
+      : this.#cap.place(this.#assign, req, choice, reason, this.#members!, this.#recent.counts(Date.now()))
+    if (isPromise(r)) return r.then(u => this.#assigned(u, req, choice))
+    return this.#assigned(r, req, choice)
   }
 
-  /** Remembered tokens seen within activeMs, by the upstream they name (the most recent cacheSize users). */
+  /**
+   * Users seen within activeMs (up to activeMs × 9/8), by the upstream they are bound
+   * to: the most recent cacheSize users, as this instance saw them. The same counts
+   * the session cap reads; a copy, O(upstreams).
+   */
   bound (): ReadonlyMap<string, number> | undefined {
     if (this.#cache === undefined) return undefined
     const counts = new Map<string, number>()
-    const now = Date.now()
-    const since = now - this.#activeMs
-    this.#cache.forEach((token) => {
-      if (token.seen < since || (token.expires !== 0 && token.expires * 1000 <= now)) return
-      const u = this.#byTag[token.secret]?.get(token.tag)
-      if (u !== undefined) counts.set(u.id, (counts.get(u.id) ?? 0) + 1)
-    })
+    for (const [id, n] of this.#recent.counts(Date.now())) if (n > 0) counts.set(id, n)
     return counts
   }
 
@@ -154,8 +178,7 @@ class StickyCookie implements Strategy {
     return this.#assign.close?.()
   }
 
-  #assigned (u: Upstream | undefined, req: RouteRequest, choice: Choice, reason: PickReason): Upstream | undefined {
-    choice.reason = reason
+  #assigned (u: Upstream | undefined, req: RouteRequest, choice: Choice): Upstream | undefined {
     choice.setCookie = u === undefined ? undefined : this.#setCookie(u, req)
     return u
   }
@@ -165,18 +188,18 @@ class StickyCookie implements Strategy {
    * a returning user costs a lookup, not an HMAC. Only authentic tokens enter the
    * cache: forged cookies cost one HMAC each and never displace real entries.
    */
-  #verify (raw: string): VerifiedToken | undefined {
-    const now = Date.now()
+  #verify (raw: string, now: number): SeenToken | undefined {
     let token = this.#cache?.get(raw)
     if (token === undefined) {
       const verified = this.#codec.verify(raw)
       if (verified === undefined) return undefined
-      token = { secret: verified.secret, tag: verified.tag, expires: verified.expires, seen: now }
+      token = { secret: verified.secret, tag: verified.tag, expires: verified.expires, bucket: -1, upstream: '' }
       this.#cache?.set(raw, token)
-    } else {
-      token.seen = now
     }
-    if (token.expires !== 0 && token.expires * 1000 <= now) return undefined
+    if (token.expires !== 0 && token.expires * 1000 <= now) {
+      this.#recent.forget(token)
+      return undefined
+    }
     return token
   }
 
@@ -195,7 +218,11 @@ class StickyCookie implements Strategy {
     const tag = this.#tagOf.get(u.id)!
     const token = this.#codec.issue(tag, expires)
     // Remembered at once: the new user counts as bound, and its return skips the HMAC.
-    this.#cache?.set(token, { secret: 0, tag, expires, seen: Date.now() })
+    if (this.#cache !== undefined) {
+      const seen: SeenToken = { secret: 0, tag, expires, bucket: -1, upstream: '' }
+      this.#cache.set(token, seen)
+      this.#recent.touch(seen, u.id, Date.now())
+    }
     const secure = this.#secure === 'auto' ? req.protocol === 'https' : this.#secure
     return `${this.#cookie}=${token}${this.#attrs}${secure ? '; Secure' : ''}`
   }

@@ -6,6 +6,7 @@ import type { RouteRequest } from '../types.js'
 import type { Upstream } from '../upstream.js'
 import { checkPrefixes, type IpPrefixOptions } from './ip-hash.js'
 import { leastConnections } from './least-connections.js'
+import { placeUser, sessionCap, type SessionCap } from './session-cap.js'
 import { isPromise, type Choice, type PickReason, type PickResult, type Strategy } from './strategy.js'
 
 export interface StickyIpOptions extends IpPrefixOptions {
@@ -15,6 +16,13 @@ export interface StickyIpOptions extends IpPrefixOptions {
   assign?: Strategy
   /** Where bindings live: in memory by default; a shared store lets instances agree. */
   store?: StickStore
+  /**
+   * Bounded loads on sessions (e.g. 1.25): a new or failed-over client is not placed
+   * on an upstream already holding ceil(factor × average) bound clients (weighted);
+   * bound clients never move. Needs a store that counts (`liveCount()`, as
+   * memoryStickStore does). Off by default.
+   */
+  sessionBalanceFactor?: number
 }
 
 /**
@@ -31,6 +39,7 @@ class StickyIp implements Strategy {
   readonly #v6: number
   readonly #assign: Strategy
   readonly #store: StickStore
+  readonly #cap: SessionCap | undefined
   #members: Members | undefined
 
   constructor (opts: StickyIpOptions) {
@@ -44,6 +53,10 @@ class StickyIp implements Strategy {
     const s = this.#store as Partial<StickStore>
     if (typeof s.get !== 'function' || typeof s.set !== 'function' || typeof s.delete !== 'function') {
       throw invalidOption('store', 'expected { get(key), set(key, upstreamId, ttlMs), delete(key) }')
+    }
+    this.#cap = sessionCap(opts.sessionBalanceFactor)
+    if (this.#cap !== undefined && typeof s.liveCount !== 'function') {
+      throw invalidOption('sessionBalanceFactor', 'needs a store that counts its bindings (`liveCount()`, as memoryStickStore does)')
     }
   }
 
@@ -95,9 +108,10 @@ class StickyIp implements Strategy {
   }
 
   #place (key: string | undefined, req: RouteRequest, choice: Choice, reason: PickReason): PickResult {
-    const r = this.#assign.pick(req, choice)
+    const r = this.#cap === undefined
+      ? placeUser(this.#assign, req, choice, reason)
+      : this.#cap.place(this.#assign, req, choice, reason, this.#members!, this.#store.liveCount!())
     const done = (u: Upstream | undefined): Upstream | undefined => {
-      choice.reason = reason
       if (u !== undefined && key !== undefined) this.#bind(key, u)
       return u
     }

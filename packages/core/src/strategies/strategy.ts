@@ -11,7 +11,7 @@ export type PickReason =
   | 'failover' // the bound upstream is down, gone or failed: re-placed
   | 'hash' // the key's own upstream on the ring / table
   | 'successor' // the key's upstream is down or draining: its deterministic successor
-  | 'spill' // bounded loads: the key's upstream is full, the next one with room
+  | 'spill' // bounded loads: the key's upstream is full, the next one with room; a session cap turned a new user away from assign's choice
   | 'fallback' // no key in the request: the fallback strategy chose
 
 /**
@@ -57,7 +57,8 @@ export interface Strategy {
   pick (req: RouteRequest, choice: Choice): PickResult
   /**
    * Sticky strategies: users bound to each upstream (id → count) and seen lately,
-   * for stats(); O(users), never called per request. undefined when unknown.
+   * for stats(); a copy of live counters, never called per request. undefined when
+   * unknown.
    */
   bound? (): ReadonlyMap<string, number> | undefined
   close? (): void | Promise<void>

@@ -26,6 +26,8 @@ import {
   stickyCookie,
   stickyIp,
   type PickResult,
+  type Remap,
+  type RemapEvent,
   type RouteRequest,
   type Strategy,
 } from '@affinity/core'
@@ -148,6 +150,14 @@ class User {
 }
 
 const users = (entry: Entry, n: number, from = 0): User[] => Array.from({ length: n }, (_, i) => new User(entry, from + i))
+
+/** `u`'s request through a real Balancer (which never connects: only `choose` is called); `u` keeps any cookie. */
+function chooseOn (b: Balancer, u: User): Choice {
+  const r = b.choose(u.request())
+  if (isPromise(r)) throw new Error('expected a synchronous choice')
+  u.accept(r)
+  return r
+}
 
 function tally (ids: ReadonlyArray<string | undefined>): Record<string, number> {
   const out: Record<string, number> = {}
@@ -432,6 +442,56 @@ function runConformance (t: Test, e: Entry): void {
     t.end()
   })
 
+  t.test('preview predicts who moves, and the remap event reports the same', async t => {
+    type Step = { label: string, change: () => Remap, apply: (b: Balancer) => unknown }
+    const steps = (b: Balancer): Step[] => [
+      { label: 'remove c', change: () => b.preview({ remove: 'c' }), apply: () => b.remove('c') },
+      { label: 'add f', change: () => b.preview({ add: { url: urlOf('f'), id: 'f' } }), apply: () => b.add({ url: urlOf('f'), id: 'f' }) },
+      { label: 'drain b', change: () => b.preview(), apply: () => b.drain('b') },
+    ]
+    for (let k = 0; k < 3; k++) {
+      const b = createBalancer({ upstreams: FIVE.map(id => ({ url: urlOf(id), id })), strategy: e.make(), passive: false })
+      t.teardown(() => b.close())
+      const step = steps(b)[k]!
+      const us = keys(1000)
+      const before = us.map(u => chooseOn(b, u).upstream!.id)
+      const predicted = step.change()
+      t.same(b.list().map(u => `${u.id}:${u.state}`), FIVE.map(id => `${id}:up`), `${step.label}: preview changes nothing`)
+      const events: RemapEvent[] = []
+      b.on('remap', r => events.push(r))
+      void step.apply(b)
+      t.equal(events.length, 1, `${step.label}: one remap event`)
+      const { change, ...reported } = events[0]!
+      if (step.label === 'drain b') {
+        t.match(change, { upstream: 'b', from: 'up', to: 'draining' }, 'the event names the change')
+        // preview() describes membership changes only: a drain's moves come with its event.
+        t.same(predicted, { known: predicted.known, total: predicted.total, moved: 0, flows: [] }, 'previewing no change moves nobody')
+      } else {
+        t.same(reported, predicted, `${step.label}: the event reports what preview predicted`)
+      }
+      // What really moves: every known user or key picked again.
+      const after = us.map(u => chooseOn(b, u).upstream?.id)
+      const real = new Map<string, number>()
+      let moved = 0
+      us.forEach((_, i) => {
+        if (after[i] === before[i]) return
+        moved++
+        const key = `${before[i]}→${traits.sticky ? 'null' : String(after[i] ?? null)}`
+        real.set(key, (real.get(key) ?? 0) + 1)
+      })
+      const flows = new Map(reported.flows.map(f => [`${f.from}→${String(f.to)}`, f.count]))
+      if (traits.stateless && !traits.hashing) {
+        t.same(reported, { known: 'none', total: 0, moved: 0, flows: [] }, `${step.label}: nothing bound, nothing to move`)
+        continue
+      }
+      t.equal(reported.known, traits.sticky ? 'bound' : 'sampled')
+      t.equal(reported.total, us.length, `${step.label}: every user is known`)
+      t.equal(reported.moved, moved, `${step.label}: moved ${moved} of ${us.length}, as predicted`)
+      t.same(flows, real, `${step.label}: from → to counts as predicted${traits.sticky ? ' (sticky: re-placed at their next request, to: null)' : ''}`)
+      if (traits.sticky && step.label !== 'remove c') t.equal(reported.moved, 0, `${step.label}: no bound user moves`)
+    }
+  })
+
   if (traits.portable) {
     t.test('two independent instances agree (Balancer, upstreams listed in another order)', async t => {
       const make = (ids: string[]): Balancer => {
@@ -442,12 +502,7 @@ function runConformance (t: Test, e: Entry): void {
       const A = make(FIVE)
       const B = make(['d', 'b', 'e', 'a', 'c'])
       t.same(A.members.all.map(u => u.id), B.members.all.map(u => u.id), 'same membership order')
-      const choose = (b: Balancer, u: User): Choice => {
-        const r = b.choose(u.request())
-        if (isPromise(r)) throw new Error('expected a synchronous choice')
-        u.accept(r)
-        return r
-      }
+      const choose = chooseOn
       const us = keys(1500)
       const compare = (label: string): void => {
         let differ = 0

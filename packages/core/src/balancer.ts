@@ -9,6 +9,7 @@ import { forwardUpgrade } from './forward/upgrade.js'
 import { ActiveHealth, activeConfig } from './health/active.js'
 import { PassiveHealth, passiveConfig } from './health/passive.js'
 import { Members } from './members.js'
+import { NOTHING_BOUND, type Remap, type RemapEvent } from './remap.js'
 import { roundRobin } from './strategies/round-robin.js'
 import { Choice, isPromise, type PickReason, type Strategy } from './strategies/strategy.js'
 import { publishPick, pickChannel } from './trace.js'
@@ -39,8 +40,15 @@ export interface BalancerOptions {
   panicThreshold?: number
 }
 
+/** A membership change to preview: upstreams that would be added and ids that would be removed. */
+export interface PreviewChange {
+  add?: UpstreamInput | readonly UpstreamInput[]
+  remove?: string | readonly string[]
+}
+
 export type BalancerEvent = 'down' | 'up' | 'added' | 'removed' | 'drained'
 export type BalancerListener = (upstream: UpstreamInfo, reason: string) => void
+export type RemapListener = (remap: RemapEvent) => void
 /** With 'panic' and 'calm': how many upstreams (draining ones aside) are up. */
 export interface PanicInfo { up: number, total: number, threshold: number }
 export type PanicListener = (info: PanicInfo) => void
@@ -167,25 +175,26 @@ export class Balancer extends EventEmitter {
     const u = new Upstream(n.url, n.id, n.weight, new Pool(new URL(n.url).origin, this.#poolOptions))
     this.#upstreams.set(u.id, u)
     this.#states.set(u, 'up')
-    this.#rebuild()
+    const remap = this.#rebuild(this.#record(u, 'absent', 'up', 'added'))
     this.#active?.start(u)
-    this.#record(u, 'absent', 'up', 'added')
     this.emit('added', u.info(), 'added')
+    if (remap !== undefined) this.emit('remap', remap)
     return u.info()
   }
 
   /** Removes an upstream: no new requests; requests in flight and open WebSockets finish. */
   remove (id: string): void {
     const u = this.#get(id)
-    this.#record(u, this.#states.get(u) ?? u.state, 'removed', 'removed')
+    const change = this.#record(u, this.#states.get(u) ?? u.state, 'removed', 'removed')
     this.#upstreams.delete(id)
     this.#states.delete(u)
     u.removed = true
     this.#active?.stop(u)
     this.#passive?.forget(u)
-    this.#rebuild()
+    const remap = this.#rebuild(change)
     void u.pool.close().catch(() => {})
     this.emit('removed', u.info(), 'removed')
+    if (remap !== undefined) this.emit('remap', remap)
     this.#checkDrained(u)
   }
 
@@ -215,6 +224,36 @@ export class Balancer extends EventEmitter {
     if (!u.draining) return
     u.draining = false
     this.#healthChanged(u, 'drain cancelled')
+  }
+
+  /**
+   * Who would move if `change` were applied (upstreams added, ids removed), for
+   * the balancer's strategy, without changing anything: sticky strategies report
+   * the users bound to removed upstreams (adding moves nobody), hash strategies map
+   * their recently seen keys through the tables before and after, and strategies
+   * that bind nobody say so (`known: 'none'`). The 'remap' event reports the same
+   * after each change is made.
+   */
+  preview (change: PreviewChange = {}): Remap {
+    this.#assertOpen()
+    const upstreams = new Map(this.#upstreams)
+    for (const id of listOf(change.remove)) {
+      if (!upstreams.delete(id)) throw new AffinityError('AFFINITY_ERR_UNKNOWN_UPSTREAM', JSON.stringify(id))
+    }
+    const pools: Pool[] = []
+    try {
+      for (const input of listOf(change.add)) {
+        const n = normalizeUpstream(input)
+        if (upstreams.has(n.id)) throw new AffinityError('AFFINITY_ERR_DUPLICATE_ID', n.id)
+        // A would-be upstream: its pool is never used, and closed below.
+        const pool = new Pool(new URL(n.url).origin, this.#poolOptions)
+        pools.push(pool)
+        upstreams.set(n.id, new Upstream(n.url, n.id, n.weight, pool))
+      }
+      return this.#remapOf(this.#members, new Members(upstreams.values(), -1, this.#totals, this.#panicThreshold))
+    } finally {
+      for (const pool of pools) void pool.close().catch(() => {})
+    }
   }
 
   list (): UpstreamInfo[] {
@@ -277,14 +316,16 @@ export class Balancer extends EventEmitter {
   }
 
   override on (event: 'panic' | 'calm', listener: PanicListener): this
+  override on (event: 'remap', listener: RemapListener): this
   override on (event: BalancerEvent, listener: BalancerListener): this
-  override on (event: BalancerEvent | 'panic' | 'calm', listener: BalancerListener | PanicListener): this {
+  override on (event: BalancerEvent | 'panic' | 'calm' | 'remap', listener: BalancerListener | PanicListener | RemapListener): this {
     return super.on(event, listener)
   }
 
   override once (event: 'panic' | 'calm', listener: PanicListener): this
+  override once (event: 'remap', listener: RemapListener): this
   override once (event: BalancerEvent, listener: BalancerListener): this
-  override once (event: BalancerEvent | 'panic' | 'calm', listener: BalancerListener | PanicListener): this {
+  override once (event: BalancerEvent | 'panic' | 'calm' | 'remap', listener: BalancerListener | PanicListener | RemapListener): this {
     return super.once(event, listener)
   }
 
@@ -314,15 +355,27 @@ export class Balancer extends EventEmitter {
     if (this.#closed) throw new AffinityError('AFFINITY_ERR_CLOSED')
   }
 
-  #rebuild (): void {
+  /**
+   * A new snapshot for the strategy. With `change` and someone listening for
+   * 'remap', also what it moves: asked of the strategy before it updates, while
+   * it still has the tables the change replaces.
+   */
+  #rebuild (change: StateChange): RemapEvent | undefined {
     const wasPanic = this.#members.panic
+    const before = this.#members
     this.#members = new Members(this.#upstreams.values(), ++this.#version, this.#totals, this.#panicThreshold)
+    const remap = this.listenerCount('remap') > 0 ? { ...this.#remapOf(before, this.#members), change: { ...change } } : undefined
     this.strategy.update(this.#members)
     if (this.#members.panic !== wasPanic) {
       const candidates = this.#members.all.filter(u => !u.draining)
       const info: PanicInfo = { up: candidates.filter(u => u.state === 'up').length, total: candidates.length, threshold: this.#panicThreshold }
       this.emit(this.#members.panic ? 'panic' : 'calm', info)
     }
+    return remap
+  }
+
+  #remapOf (from: Members, to: Members): Remap {
+    return this.strategy.preview?.(from, to) ?? { ...NOTHING_BOUND, flows: [] }
   }
 
   #healthChanged (u: Upstream, reason: string): void {
@@ -331,10 +384,10 @@ export class Balancer extends EventEmitter {
     const after = u.state
     if (before === after) return
     this.#states.set(u, after)
-    this.#record(u, before ?? 'absent', after, reason)
-    this.#rebuild()
+    const remap = this.#rebuild(this.#record(u, before ?? 'absent', after, reason))
     if (after === 'down') this.emit('down', u.info(), reason)
     else if (before === 'down') this.emit('up', u.info(), reason)
+    if (remap !== undefined) this.emit('remap', remap)
   }
 
   #picked (choice: Choice): void {
@@ -342,8 +395,10 @@ export class Balancer extends EventEmitter {
     if (pickChannel.hasSubscribers) publishPick(this.name, this.strategy.name, choice)
   }
 
-  #record (u: Upstream, from: StateChange['from'], to: StateChange['to'], reason: string): void {
-    if (this.#changes.push({ at: Date.now(), upstream: u.id, from, to, reason }) > RECENT_CHANGES) this.#changes.shift()
+  #record (u: Upstream, from: StateChange['from'], to: StateChange['to'], reason: string): StateChange {
+    const change: StateChange = { at: Date.now(), upstream: u.id, from, to, reason }
+    if (this.#changes.push(change) > RECENT_CHANGES) this.#changes.shift()
+    return change
   }
 
   #settle (u: Upstream, outcome: Outcome, kind: OutcomeKind, startedAt: number): void {
@@ -370,6 +425,11 @@ export class Balancer extends EventEmitter {
     this.emit('drained', u.info(), 'nothing in flight')
     for (const resolve of waiting) resolve()
   }
+}
+
+function listOf<T> (x: T | readonly T[] | undefined): readonly T[] {
+  if (x === undefined) return []
+  return Array.isArray(x) ? x : [x as T]
 }
 
 export function createBalancer (opts: BalancerOptions): Balancer {

@@ -1,5 +1,6 @@
 export { createBalancer, balancerFrom, Balancer } from './balancer.js'
-export type { BalancerOptions, BalancerSource, BalancerEvent, BalancerListener, PanicInfo, PanicListener, OutcomeListener } from './balancer.js'
+export type { BalancerOptions, BalancerSource, BalancerEvent, BalancerListener, PanicInfo, PanicListener, OutcomeListener, PreviewChange, RemapListener } from './balancer.js'
+export type { Remap, RemapFlow, RemapEvent } from './remap.js'
 export { pickChannel, keyDigest } from './trace.js'
 export type { PickMessage } from './trace.js'
 export { createMetrics } from './observe/metrics.js'

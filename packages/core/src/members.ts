@@ -13,6 +13,11 @@ export class Members {
   readonly eligible: readonly Upstream[]
   /** 1 where `all[i]` takes new users, else 0: a dense flag array for hash tables. */
   readonly eligibleMask: Uint8Array
+  /**
+   * 1 where `all[i]` keeps its bound users (`keeps`), as of this snapshot: what a
+   * remap compares, since `keeps` reads the live state.
+   */
+  readonly keptMask: Uint8Array
   /** id → position in `all`. */
   readonly index: ReadonlyMap<string, number>
   /** Bumped on every rebuild: lets caches keyed on a snapshot notice a new one. */
@@ -36,6 +41,7 @@ export class Members {
     this.eligible = this.panic ? candidates : up
     const eligible = new Set(this.eligible)
     this.eligibleMask = Uint8Array.from(this.all, u => (eligible.has(u) ? 1 : 0))
+    this.keptMask = Uint8Array.from(this.all, u => (this.keeps(u) ? 1 : 0))
     this.index = new Map(this.all.map((u, i) => [u.id, i]))
     this.version = version
   }

@@ -5,6 +5,7 @@ import { Ring } from '../hashing/ring.js'
 import { resolveEligible, type HashTable } from '../hashing/table.js'
 import { compileKey, type KeySpec } from '../keys/key-source.js'
 import type { Members } from '../members.js'
+import { FlowTally, type Remap } from '../remap.js'
 import type { RouteRequest } from '../types.js'
 import type { Upstream } from '../upstream.js'
 import { roundRobin } from './round-robin.js'
@@ -32,6 +33,15 @@ export interface ConsistentHashOptions {
 export const DEFAULT_VNODES = 3000
 /** Envoy's default and the paper's §5.3 choice: a prime, ≥ 100 × N for N ≤ 655. */
 export const DEFAULT_MAGLEV_SIZE = 65537
+/**
+ * Key hashes of the last picks kept for previews (a power of two): 16 KiB, one
+ * store per pick (bench/strategies.js measures it), enough to estimate the share
+ * a change moves within ±1.5 points.
+ */
+export const KEY_SAMPLE = 4096
+
+/** A table and, for each of its positions, the first eligible owner (see resolveEligible). */
+interface Placement { table: HashTable, resolved: Int32Array, all: readonly Upstream[] }
 
 /**
  * Consistent hashing on a key taken from the request (cookie, header, query or a
@@ -50,6 +60,11 @@ export class ConsistentHash implements Strategy {
   readonly #fallback: Strategy
   #signature = ''
   #table: HashTable | undefined
+  /** A table built by preview() for a membership not yet applied: update() takes it over. */
+  #pending: { signature: string, table: HashTable } | undefined
+  readonly #sample = new Uint32Array(KEY_SAMPLE)
+  #sampleAt = 0
+  #sampled = 0
   #resolved: Int32Array = new Int32Array(0)
   #all: readonly Upstream[] = []
   #eligibleWeight = 0
@@ -90,15 +105,12 @@ export class ConsistentHash implements Strategy {
     this.#members = members
     // Ring points and Maglev tables depend only on ids and weights: rebuild them on
     // membership changes, and only re-resolve successors on health changes.
-    const signature = members.all.map(u => `${u.id}\u0000${u.weight}`).join('\u0001')
+    const signature = signatureOf(members)
     if (signature !== this.#signature || this.#table === undefined) {
-      const ids = members.all.map(u => u.id)
-      const weights = members.all.map(u => u.weight)
-      this.#table = this.#algorithm === 'ring'
-        ? new Ring(ids, weights, this.#vnodes)
-        : new Maglev(ids, weights, Math.max(this.#tableSize, nextPrime(ids.length)))
+      this.#table = this.#tableFor(signature, members)
       this.#signature = signature
     }
+    this.#pending = undefined
     this.#resolved = resolveEligible(this.#table, members.eligibleMask)
     this.#all = members.all
     this.#eligibleWeight = members.eligible.reduce((s, u) => s + u.weight, 0)
@@ -113,7 +125,52 @@ export class ConsistentHash implements Strategy {
       return r
     }
     choice.key = hash
+    const at = this.#sampleAt
+    this.#sample[at] = hash
+    this.#sampleAt = (at + 1) & (KEY_SAMPLE - 1)
+    if (this.#sampled < KEY_SAMPLE) this.#sampled++
     return this.pickHash(hash, choice)
+  }
+
+  /**
+   * The recently seen keys, each mapped through the tables of `from` and of `to`:
+   * a key moves when its first eligible owner changes (removed, down, draining, or
+   * an added upstream taking it over). A table `to` needs is built here and kept
+   * for the update() that follows.
+   */
+  preview (from: Members, to: Members): Remap {
+    const before = this.#placement(from)
+    const after = this.#placement(to)
+    const seen = new Set<number>()
+    const tally = new FlowTally()
+    for (let i = 0; i < this.#sampled; i++) {
+      const hash = this.#sample[i]!
+      if (seen.has(hash)) continue
+      seen.add(hash)
+      const a = ownerOf(before, hash)
+      if (a === undefined) continue
+      const b = ownerOf(after, hash)
+      if (b?.id !== a.id) tally.add(a.id, b?.id ?? null)
+    }
+    return tally.result('sampled', seen.size)
+  }
+
+  #placement (members: Members): Placement {
+    if (members === this.#members && this.#table !== undefined) return { table: this.#table, resolved: this.#resolved, all: this.#all }
+    const signature = signatureOf(members)
+    const table = signature === this.#signature && this.#table !== undefined ? this.#table : this.#tableFor(signature, members)
+    return { table, resolved: resolveEligible(table, members.eligibleMask), all: members.all }
+  }
+
+  #tableFor (signature: string, members: Members): HashTable {
+    if (this.#pending?.signature === signature) return this.#pending.table
+    const ids = members.all.map(u => u.id)
+    const weights = members.all.map(u => u.weight)
+    const table = this.#algorithm === 'ring'
+      ? new Ring(ids, weights, this.#vnodes)
+      : new Maglev(ids, weights, Math.max(this.#tableSize, nextPrime(ids.length)))
+    this.#pending = { signature, table }
+    return table
   }
 
   /** The upstream for a key hash: its owner, else its first eligible successor. */
@@ -148,6 +205,18 @@ export class ConsistentHash implements Strategy {
     }
     return undefined
   }
+}
+
+/** What a table depends on: ids and weights, in Members order. */
+function signatureOf (members: Members): string {
+  return members.all.map(u => `${u.id}\u0000${u.weight}`).join('\u0001')
+}
+
+/** A key's first eligible owner in a placement (bounded loads aside). */
+function ownerOf (p: Placement, hash: number): Upstream | undefined {
+  if (p.table.size === 0) return undefined
+  const r = p.resolved[p.table.slot(hash)]!
+  return r === -1 ? undefined : p.all[r >> 1]
 }
 
 function isPrime (n: number): boolean {

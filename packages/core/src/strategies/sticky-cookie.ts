@@ -3,6 +3,7 @@ import { AffinityError, invalidOption } from '../errors.js'
 import { checkCookieName, cookieAttributes, type SameSite } from '../cookie/attributes.js'
 import { TokenCodec, type VerifiedToken } from '../cookie/token.js'
 import type { Members } from '../members.js'
+import { boundRemap, type Remap } from '../remap.js'
 import { RecentUsers, type SeenStamp } from '../stick/recent-users.js'
 import type { RouteRequest } from '../types.js'
 import type { Upstream } from '../upstream.js'
@@ -171,6 +172,11 @@ class StickyCookie implements Strategy {
     const counts = new Map<string, number>()
     for (const [id, n] of this.#recent.counts(Date.now())) if (n > 0) counts.set(id, n)
     return counts
+  }
+
+  /** Users of an upstream that goes away or down are re-placed at their next request; nobody else moves. */
+  preview (from: Members, to: Members): Remap {
+    return boundRemap(this.#cache === undefined ? undefined : this.#recent.counts(Date.now()), from, to)
   }
 
   close (): void | Promise<void> {

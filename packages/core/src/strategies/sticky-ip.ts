@@ -1,6 +1,7 @@
 import { invalidOption } from '../errors.js'
 import { normalizeIp } from '../keys/ip.js'
 import type { Members } from '../members.js'
+import { boundRemap, type Remap } from '../remap.js'
 import { memoryStickStore, type StickStore } from '../stick/memory-store.js'
 import type { RouteRequest } from '../types.js'
 import type { Upstream } from '../upstream.js'
@@ -85,6 +86,11 @@ class StickyIp implements Strategy {
   /** Clients bound in the table and not expired, per upstream (when the store can count). */
   bound (): ReadonlyMap<string, number> | undefined {
     return this.#store.count?.()
+  }
+
+  /** Clients of an upstream that goes away or down are re-placed at their next request; nobody else moves. */
+  preview (from: Members, to: Members): Remap {
+    return boundRemap(this.#store.count?.() ?? this.#store.liveCount?.(), from, to)
   }
 
   close (): void | Promise<void> {

@@ -1,4 +1,5 @@
 import type { Members } from '../members.js'
+import type { Remap } from '../remap.js'
 import type { RouteRequest } from '../types.js'
 import type { Upstream } from '../upstream.js'
 
@@ -61,6 +62,12 @@ export interface Strategy {
    * unknown.
    */
   bound? (): ReadonlyMap<string, number> | undefined
+  /**
+   * Who would move if membership went from `from` (the current snapshot) to `to`
+   * (Balancer.preview, and the 'remap' event just before `update(to)`), computed on
+   * the side: the live tables are not touched. Absent: the strategy binds nobody.
+   */
+  preview? (from: Members, to: Members): Remap
   close? (): void | Promise<void>
 }
 

@@ -38,6 +38,17 @@ export interface BalancerOptions {
    * take traffic. 0 (the default) turns it off, so that none up means 503.
    */
   panicThreshold?: number
+  /**
+   * drain()'s default idle window: a drain completes only once no user bound to the
+   * upstream has come back for this long (besides nothing in flight and no
+   * WebSocket open). 0 (the default): in flight and WebSockets only.
+   */
+  drainIdleMs?: number
+}
+
+export interface DrainOptions {
+  /** Overrides the balancer's `drainIdleMs` for this drain. */
+  idleMs?: number
 }
 
 /** A membership change to preview: upstreams that would be added and ids that would be removed. */
@@ -77,7 +88,8 @@ export class Balancer extends EventEmitter {
   readonly #active: ActiveHealth | undefined
   readonly #passive: PassiveHealth | undefined
   readonly #retryAfter: number
-  readonly #drains = new Map<Upstream, Array<() => void>>()
+  readonly #drains = new Map<Upstream, Drain>()
+  readonly #drainIdleMs: number
   readonly #states = new Map<Upstream, UpstreamState>()
   readonly #ctx: ForwardContext
   readonly #panicThreshold: number
@@ -110,6 +122,7 @@ export class Balancer extends EventEmitter {
     this.#poolOptions = { connect: { timeout: Math.min(10_000, this.timeoutMs) }, ...opts.pool }
     this.#panicThreshold = opts.panicThreshold ?? 0
     if (!Number.isFinite(this.#panicThreshold) || this.#panicThreshold < 0 || this.#panicThreshold > 100) throw invalidOption('panicThreshold', 'expected a percentage from 0 (off) to 100')
+    this.#drainIdleMs = checkIdleMs('drainIdleMs', opts.drainIdleMs)
     const active = activeConfig(opts.health)
     const passive = passiveConfig(opts.passive)
     this.#retryAfter = Math.max(1, Math.ceil(Math.min(passive?.cooldownMs ?? Infinity, active?.intervalMs ?? Infinity, 10_000) / 1000))
@@ -201,19 +214,29 @@ export class Balancer extends EventEmitter {
   /**
    * Stops new users going to an upstream. Strategies that bind users (stickyCookie,
    * stickyIp) keep sending bound users; hash strategies send its keys to their
-   * successors. Resolves, and emits 'drained', once nothing is in flight there and
-   * no WebSocket is open.
+   * successors. Resolves, and emits 'drained', once nothing is in flight there, no
+   * WebSocket is open and, with an idle window (`idleMs`, or the balancer's
+   * `drainIdleMs`), no bound user has come back for that long: the signal a
+   * Kubernetes preStop hook waits for before the server is stopped. The window
+   * counts from the drain's start, since visits before it were not watched. When
+   * several drains of one upstream wait, the longest window applies to all.
    */
-  drain (id: string): Promise<void> {
+  drain (id: string, opts: DrainOptions = {}): Promise<void> {
     const u = this.#get(id)
+    const idleMs = opts.idleMs === undefined ? this.#drainIdleMs : checkIdleMs('idleMs', opts.idleMs)
     if (!u.draining) {
       u.draining = true
+      u.boundSeenAt = performance.now()
       this.#healthChanged(u, 'draining')
     }
     return new Promise(resolve => {
-      const waiting = this.#drains.get(u) ?? []
-      waiting.push(resolve)
-      this.#drains.set(u, waiting)
+      let d = this.#drains.get(u)
+      if (d === undefined) {
+        d = { waiting: [], idleMs, timer: undefined }
+        this.#drains.set(u, d)
+      }
+      d.waiting.push(resolve)
+      d.idleMs = Math.max(d.idleMs, idleMs)
       this.#checkDrained(u)
     })
   }
@@ -223,6 +246,11 @@ export class Balancer extends EventEmitter {
     const u = this.#get(id)
     if (!u.draining) return
     u.draining = false
+    const d = this.#drains.get(u)
+    if (d?.timer !== undefined) {
+      clearTimeout(d.timer)
+      d.timer = undefined
+    }
     this.#healthChanged(u, 'drain cancelled')
   }
 
@@ -335,6 +363,7 @@ export class Balancer extends EventEmitter {
     this.#closed = true
     this.#active?.close()
     this.#passive?.close()
+    for (const d of this.#drains.values()) clearTimeout(d.timer)
     const pools = [...this.#upstreams.values()].map(u => u.pool)
     await this.strategy.close?.()
     let timer: NodeJS.Timeout | undefined
@@ -392,6 +421,9 @@ export class Balancer extends EventEmitter {
 
   #picked (choice: Choice): void {
     this.#picks[choice.reason]++
+    // A drain's idle window restarts whenever a bound user comes back.
+    const u = choice.upstream
+    if (u !== undefined && u.draining && choice.reason === 'sticky') u.boundSeenAt = performance.now()
     if (pickChannel.hasSubscribers) publishPick(this.name, this.strategy.name, choice)
   }
 
@@ -419,12 +451,33 @@ export class Balancer extends EventEmitter {
   }
 
   #checkDrained (u: Upstream): void {
-    const waiting = this.#drains.get(u)
-    if (waiting === undefined || u.load > 0) return
+    const d = this.#drains.get(u)
+    if (d === undefined || u.load > 0) return
+    // A removed upstream's users are re-placed elsewhere: no window to wait out.
+    const wait = u.removed || d.idleMs === 0 ? 0 : u.boundSeenAt + d.idleMs - performance.now()
+    if (wait > 0) {
+      // Looked at again when the window would end; a bound user back meanwhile moves it.
+      d.timer ??= setTimeout(() => { d.timer = undefined; this.#checkDrained(u) }, Math.ceil(wait))
+      return
+    }
+    clearTimeout(d.timer)
     this.#drains.delete(u)
-    this.emit('drained', u.info(), 'nothing in flight')
-    for (const resolve of waiting) resolve()
+    this.emit('drained', u.info(), d.idleMs === 0 ? 'nothing in flight' : `nothing in flight, no bound user for ${d.idleMs} ms`)
+    for (const resolve of d.waiting) resolve()
   }
+}
+
+/** A drain under way: who waits for it, its idle window, and the timer that ends the window. */
+interface Drain {
+  waiting: Array<() => void>
+  idleMs: number
+  timer: NodeJS.Timeout | undefined
+}
+
+function checkIdleMs (name: string, ms: number | undefined): number {
+  if (ms === undefined) return 0
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw invalidOption(name, 'expected milliseconds ≥ 0 (0: do not wait for bound users)')
+  return ms
 }
 
 function listOf<T> (x: T | readonly T[] | undefined): readonly T[] {

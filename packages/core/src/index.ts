@@ -1,5 +1,5 @@
 export { createBalancer, balancerFrom, Balancer } from './balancer.js'
-export type { BalancerOptions, BalancerSource, BalancerEvent, BalancerListener, PanicInfo, PanicListener, OutcomeListener, PreviewChange, RemapListener } from './balancer.js'
+export type { BalancerOptions, BalancerSource, BalancerEvent, BalancerListener, PanicInfo, PanicListener, OutcomeListener, DrainOptions, PreviewChange, RemapListener } from './balancer.js'
 export type { Remap, RemapFlow, RemapEvent } from './remap.js'
 export { pickChannel, keyDigest } from './trace.js'
 export type { PickMessage } from './trace.js'

@@ -44,6 +44,11 @@ export class Upstream {
   ejections = 0
   draining = false
   removed = false
+  /**
+   * While draining: when (performance.now()) a bound user last came back, or the
+   * drain began. A drain with an idle window completes once this is old enough.
+   */
+  boundSeenAt = 0
 
   constructor (url: string, id: string, weight: number, pool: Pool) {
     const parsed = new URL(url)

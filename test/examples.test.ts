@@ -15,17 +15,17 @@ import t, { type Test } from 'tap'
 type Log = (...args: unknown[]) => void
 
 /** Imports examples/<name>/index.js. The specifier is computed, so tsc does not type-check the plain-JS example. */
-async function load<S> (name: string): Promise<{ run (opts: { log: Log }): Promise<S> }> {
+async function load<S> (name: string): Promise<{ run (opts: { log: Log } & Record<string, unknown>): Promise<S> }> {
   return await import(new URL(`../examples/${name}/index.js`, import.meta.url).href)
 }
 
 /** Runs an example, printing its output if the test fails. */
-async function runExample<S> (t: Test, name: string): Promise<S> {
+async function runExample<S> (t: Test, name: string, opts: Record<string, unknown> = {}): Promise<S> {
   const lines: string[] = []
   t.teardown(() => { if (!t.passing()) console.error(`--- ${name} printed:\n${lines.join('\n')}`) })
   const { run } = await load<S>(name)
   const started = Date.now()
-  const summary = await run({ log: (...args) => lines.push(args.join(' ')) })
+  const summary = await run({ ...opts, log: (...args) => lines.push(args.join(' ')) })
   t.comment(`${name}: ${Date.now() - started} ms`)
   return summary
 }
@@ -145,4 +145,55 @@ t.test('multi-instance: two balancer processes agree on every user', async t => 
   t.equal(s.hashAgreed, 20, 'consistentHash on x-user-id agrees across instances')
   t.ok(s.rows.every(r => r.cookie.answeredBy.join() === 'A,B'), 'the two requests were served by A then B')
   t.ok(new Set(s.rows.map(r => r.cookie.a)).size > 1, 'users are spread over several upstreams')
+})
+
+interface DrainPrestop {
+  target: string
+  idleMs: number
+  during: string[]
+  visits: number[]
+  hookPendingWhileActive: boolean
+  newcomers: string[]
+  hook: { status: number, body: { id: string, drained: boolean, waitedMs: number } }
+  quietMs: number
+  drainedEvents: Array<{ id: string, reason: string }>
+  preview: { known: string, moved: number, total: number, flows: Array<{ from: string, to: string | null, count: number }> }
+  remap: { moved: number, flows: unknown[], change: { upstream: string, to: string } }
+  afterRemoval: string
+}
+
+t.test('drain-prestop: the admin drain answers only after bound users stayed away for the idle window', async t => {
+  const s = await runExample<DrainPrestop>(t, 'drain-prestop')
+  t.same(s.during, Array(6).fill(s.target), 'a bound user stays on the draining upstream')
+  t.same(s.visits, [2, 3, 4, 5, 6, 7], 'and her in-memory session keeps counting')
+  t.ok(s.hookPendingWhileActive, 'the preStop hook waits while she is active')
+  t.notOk(s.newcomers.includes(s.target), `new users go elsewhere (${s.newcomers.join(',')})`)
+  t.match(s.hook, { status: 200, body: { id: s.target, drained: true } }, 'then POST /drain/:id answers 200')
+  t.ok(s.quietMs >= s.idleMs, `${s.quietMs} ms after her last visit (window ${s.idleMs} ms)`)
+  t.same(s.drainedEvents, [{ id: s.target, reason: `nothing in flight, no bound user for ${s.idleMs} ms` }], "one 'drained' event")
+  t.match(s.preview, { known: 'bound', flows: [{ from: s.target, to: null }] }, 'preview: the removed upstream\'s users are re-placed')
+  t.ok(s.preview.moved >= 1 && s.preview.moved < s.preview.total)
+  t.same(s.remap, { moved: s.preview.moved, flows: s.preview.flows, change: { upstream: s.target, to: 'removed' } }, 'the remap event reports what preview said')
+  t.not(s.afterRemoval, s.target, 'after removal she is re-placed')
+})
+
+interface ClusterExample {
+  workers: number
+  users: number
+  cookieOneUpstream: number
+  hashOneUpstream: number
+  cookieSeveralWorkers: number
+  hashSeveralWorkers: number
+  cookieIssuedOnce: number
+  placement: Record<string, number>
+}
+
+t.test('cluster: two workers share one port; every user reaches one upstream through both', async t => {
+  const s = await runExample<ClusterExample>(t, 'cluster', { workers: 2, users: 8, requests: 4 })
+  t.equal(s.workers, 2)
+  t.equal(s.cookieOneUpstream, 8, 'stickyCookie: each user on one upstream')
+  t.equal(s.hashOneUpstream, 8, 'consistentHash: each user on one upstream')
+  t.ok(s.cookieSeveralWorkers >= 1 && s.hashSeveralWorkers >= 1, `served by both workers (cookie ${s.cookieSeveralWorkers}, hash ${s.hashSeveralWorkers} users)`)
+  t.equal(s.cookieIssuedOnce, 8, 'a worker honours the cookie another issued: one Set-Cookie per user')
+  t.ok(Object.values(s.placement).filter(n => n > 0).length > 1, `users spread over the upstreams ${JSON.stringify(s.placement)}`)
 })

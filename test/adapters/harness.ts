@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import express from 'express'
 import affinityPlugin from '@affinity/fastify'
 import { affinity as affinityMiddleware, type AffinityMiddleware } from '@affinity/express'
-import type { BalancerSource, MetricsRegistry } from '@affinity/core'
+import type { BalancerSource, MetricsRegistry, StatusPageOptions } from '@affinity/core'
 
 /** One proxy mounted at `prefix`. */
 export interface Mount {
@@ -27,6 +27,13 @@ export interface Mount {
   websocket?: boolean
   /** Prometheus metrics served on GET `prefix` + '/metrics' (Fastify's option; Express's `lb.metrics()` there). */
   metrics?: { registry?: MetricsRegistry }
+  /** The status page on GET `prefix` + `route` (Fastify's option; Express's `lb.statusPage()` there); off when absent. */
+  statusPage?: StatusPageMount
+}
+
+/** Status page options plus where it goes below the prefix (default '/affinity/status', as Fastify's). */
+export interface StatusPageMount extends StatusPageOptions {
+  route?: string
 }
 
 export interface AppOptions<App> {
@@ -45,6 +52,7 @@ export interface StartOptions<App> extends AppOptions<App> {
   rewritePrefix?: string
   websocket?: boolean
   metrics?: { registry?: MetricsRegistry }
+  statusPage?: StatusPageMount
 }
 
 export interface Started<App = unknown> {
@@ -80,8 +88,8 @@ function originOf (server: Server): string {
 
 function single<App> (h: Pick<AdapterHarness<App>, 'startMounts'>): AdapterHarness<App>['start'] {
   return async (t, opts) => {
-    const { source, prefix = '/api', rewritePrefix, websocket, metrics, ...appOpts } = opts
-    const m = await h.startMounts(t, [{ source, prefix, rewritePrefix, websocket, metrics }], appOpts)
+    const { source, prefix = '/api', rewritePrefix, websocket, metrics, statusPage, ...appOpts } = opts
+    const m = await h.startMounts(t, [{ source, prefix, rewritePrefix, websocket, metrics, statusPage }], appOpts)
     return { url: m.url, base: m.bases[0]!, app: m.app, close: m.close }
   }
 }
@@ -108,6 +116,7 @@ export function fastifyHarness (fastifyOptions: FastifyServerOptions = {}): Adap
           ...(m.rewritePrefix !== undefined ? { rewritePrefix: m.rewritePrefix } : {}),
           websocket: m.websocket ?? true,
           ...(m.metrics !== undefined ? { metrics: m.metrics } : {}),
+          ...(m.statusPage !== undefined ? { statusPage: m.statusPage } : {}),
           ...m.source,
         })
       }
@@ -153,6 +162,10 @@ export function expressHarness (factory: ExpressFactory = express, name = 'expre
         lbs.push(lb)
         // The scrape route before the proxy, at the path Fastify's option gives it.
         if (m.metrics !== undefined) app.get(`${m.prefix}/metrics`, lb.metrics())
+        if (m.statusPage !== undefined) {
+          const { route = '/affinity/status', ...pageOpts } = m.statusPage
+          app.get(`${m.prefix}${route}`, lb.statusPage(pageOpts))
+        }
         app.use(m.prefix, lb)
       }
       await opts.afterMount?.(app)

@@ -13,6 +13,7 @@ import {
 } from '@affinity/core'
 import { Counter, Registry } from 'prom-client'
 import type { AdapterHarness } from './harness.js'
+import { STATUS_PAGE_SCENARIOS } from './status-page.js'
 import { CookieJar, openWebSocket, nextMessage, request, until, type RawResponse } from '../helpers/http.js'
 import { Scrape, expectedFromStats } from '../helpers/prometheus.js'
 import { deadUrl, pattern, patternSha, startUpstream, startUpstreams, type TestUpstream } from '../helpers/upstreams.js'
@@ -862,5 +863,5 @@ export const SCENARIOS: Scenario[] = [
 ]
 
 export function runScenarios (t: Test, harness: AdapterHarness): void {
-  for (const s of SCENARIOS) t.test(`${harness.name}: ${s.name}`, t => s.run(t, harness))
+  for (const s of [...SCENARIOS, ...STATUS_PAGE_SCENARIOS]) t.test(`${harness.name}: ${s.name}`, t => s.run(t, harness))
 }

@@ -3,7 +3,7 @@
 import express from 'express'
 import Fastify from 'fastify'
 import { Registry } from 'prom-client'
-import { affinity, type AffinityExpressMetricsOptions, type AffinityMiddleware, type MetricsHandler } from '@affinity/express'
+import { affinity, type AffinityExpressMetricsOptions, type AffinityMiddleware, type MetricsHandler, type StatusPageHandler } from '@affinity/express'
 import { createBalancer, ipHash, type AffinityLogger, type Balancer } from '@affinity/core'
 
 export async function typeTests (): Promise<void> {
@@ -15,6 +15,14 @@ export async function typeTests (): Promise<void> {
   app.use('/hash', affinity({ upstreams: ['http://127.0.0.1:3001'], retries: 2, timeoutMs: 5000, app }))
   const server = app.listen(8080)
   server.on('upgrade', lb.upgrade)
+  const requireAuth: express.RequestHandler = (req, res, next) => { if (req.headers.authorization === undefined) res.sendStatus(401); else next() }
+  const page: StatusPageHandler = lb.statusPage({ showUrls: false, intervalMs: 5000, windowMs: 15 * 60_000 })
+  app.get('/lb-status', requireAuth, page)
+  app.get('/lb-status-defaults', requireAuth, lb.statusPage())
+  // @ts-expect-error windowMs is in milliseconds, a number
+  lb.statusPage({ windowMs: '15m' })
+  // @ts-expect-error the route is where you mount the handler, not an option
+  lb.statusPage({ route: '/lb-status' })
   const same: Balancer = lb.balancer
   void same
   await lb.close()

@@ -2,7 +2,7 @@
 // what a Fastify user writes must type-check, and wrong options must not.
 import Fastify from 'fastify'
 import { Registry } from 'prom-client'
-import affinity, { type AffinityFastifyMetricsOptions, type AffinityFastifyOptions } from '@affinity/fastify'
+import affinity, { type AffinityFastifyMetricsOptions, type AffinityFastifyOptions, type AffinityFastifyStatusPageOptions } from '@affinity/fastify'
 import { createBalancer, stickyCookie, consistentHash, roundRobin, type Choice } from '@affinity/core'
 
 export async function typeTests (): Promise<void> {
@@ -34,6 +34,18 @@ export async function typeTests (): Promise<void> {
     void id
   })
 
+  // The status page: on with defaults, or placed and guarded.
+  await app.register(affinity, { prefix: '/shop', balancer, statusPage: true })
+  const statusPage: AffinityFastifyStatusPageOptions = {
+    route: '/_lb/status',
+    showUrls: false,
+    intervalMs: 5000,
+    windowMs: 15 * 60_000,
+    onRequest: async (request, reply) => { if (request.headers.authorization === undefined) await reply.code(401).send() },
+  }
+  await app.register(affinity, { prefix: '/cart', balancer, statusPage })
+  await app.register(affinity, { prefix: '/off', balancer, statusPage: false })
+
   // Metrics: on at <prefix>/metrics, or a route and your own registry.
   await app.register(affinity, { prefix: '/m', balancer, metrics: true })
   const metrics: AffinityFastifyMetricsOptions = { route: '/_lb/metrics', registry: new Registry() }
@@ -46,6 +58,12 @@ export async function typeTests (): Promise<void> {
   await app.register(affinity, { balancer, metrics: { route: 9090 } })
   // @ts-expect-error metrics.registry is a prom-client Registry
   await app.register(affinity, { balancer, metrics: { registry: {} } })
+  // @ts-expect-error statusPage is a boolean or options
+  await app.register(affinity, { balancer, statusPage: 'on' })
+  // @ts-expect-error intervalMs is in milliseconds, a number
+  await app.register(affinity, { balancer, statusPage: { intervalMs: '5s' } })
+  // @ts-expect-error showUrls is a boolean
+  await app.register(affinity, { balancer, statusPage: { showUrls: 'yes' } })
   // @ts-expect-error websocket is a boolean
   await app.register(affinity, { balancer, websocket: 'yes' })
   // @ts-expect-error retries is a number

@@ -1,6 +1,6 @@
 import {
-  AffinityError, balancerFrom, createMetrics, logStateChanges, writeSocketError,
-  type AffinityLogger, type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry,
+  AffinityError, balancerFrom, createMetrics, createStatusPage, logStateChanges, writeSocketError,
+  type AffinityLogger, type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry, type StatusPage, type StatusPageOptions,
 } from '@affinity/core'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -39,6 +39,9 @@ type Next = (err?: unknown) => void
 /** `app.get('/metrics', lb.metrics())`: answers with the exposition text. */
 export type MetricsHandler = (req: IncomingMessage, res: ServerResponse, next?: Next) => void
 
+/** `app.get('/lb-status', requireAuth, lb.statusPage())`: answers GET and HEAD. */
+export type StatusPageHandler = (req: IncomingMessage, res: ServerResponse, next?: Next) => void
+
 export interface AffinityMiddleware {
   (req: IncomingMessage, res: ServerResponse, next: Next): void
   /** The balancer behind this middleware. */
@@ -47,6 +50,12 @@ export interface AffinityMiddleware {
   upgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void
   /** A handler serving the Prometheus metrics: `app.get('/metrics', lb.metrics())`. */
   metrics (): MetricsHandler
+  /**
+   * A handler serving the status page (`?format=json`: its data), which starts its
+   * sampler: `app.get('/lb-status', requireAuth, lb.statusPage())`. Put an auth
+   * middleware before it: the page shows who is pinned where.
+   */
+  statusPage (opts?: StatusPageOptions): StatusPageHandler
   /** Ends open WebSocket tunnels, stops metrics and logging and, if it built the balancer from options, closes it. */
   close (): Promise<void>
 }
@@ -77,6 +86,7 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
   const { app, metrics: metricsOpts, logger, ...source } = opts
   const { balancer, owned } = balancerFrom(source)
   const tunnels = new Set<Duplex>()
+  const statusPages = new Set<StatusPage>()
   const stopLogging = logger === undefined ? undefined : logStateChanges(balancer, logger)
   let metrics: Promise<AffinityMetrics> | undefined
   const startMetrics = (): Promise<AffinityMetrics> => {
@@ -149,8 +159,14 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
       })
     }
   }
+  middleware.statusPage = (pageOpts?: StatusPageOptions): StatusPageHandler => {
+    const page = createStatusPage(balancer, pageOpts)
+    statusPages.add(page)
+    return (req, res) => page.handle(req, res)
+  }
   middleware.close = async (): Promise<void> => {
     for (const socket of tunnels) socket.destroy()
+    for (const page of statusPages) page.close()
     stopLogging?.()
     if (metrics !== undefined) (await metrics.catch(() => undefined))?.close()
     if (owned) await balancer.close()

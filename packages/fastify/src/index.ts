@@ -1,5 +1,5 @@
 import { affinity } from './plugin.js'
 
 export { affinity }
-export type { AffinityFastifyOptions, AffinityFastifyMetricsOptions } from './plugin.js'
+export type { AffinityFastifyOptions, AffinityFastifyMetricsOptions, AffinityFastifyStatusPageOptions } from './plugin.js'
 export default affinity

@@ -1,7 +1,10 @@
 import fastifyCookie from '@fastify/cookie'
 import fastifyHttpProxy from '@fastify/http-proxy'
-import { AffinityError, balancerFrom, createMetrics, logStateChanges as watchStateChanges, type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry } from '@affinity/core'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import {
+  AffinityError, balancerFrom, createMetrics, createStatusPage, logStateChanges as watchStateChanges,
+  type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry, type StatusPage, type StatusPageOptions,
+} from '@affinity/core'
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Duplex } from 'node:stream'
 import { Readable } from 'node:stream'
@@ -17,6 +20,8 @@ export interface AffinityFastifyOptions extends BalancerSource {
   websocket?: boolean
   /** Prometheus metrics (needs prom-client) served on GET `route` below the prefix: `true` or options. */
   metrics?: boolean | AffinityFastifyMetricsOptions
+  /** The status page (off by default) on GET `route` below the prefix: `true` or options. Protect it: it shows who is pinned where. */
+  statusPage?: boolean | AffinityFastifyStatusPageOptions
 }
 
 export interface AffinityFastifyMetricsOptions {
@@ -29,6 +34,16 @@ export interface AffinityFastifyMetricsOptions {
   registry?: MetricsRegistry
 }
 
+export interface AffinityFastifyStatusPageOptions extends StatusPageOptions {
+  /**
+   * Path below the plugin's prefix (default '/affinity/status', so
+   * '/api/affinity/status' under '/api'); the balancer answers it and it is never proxied.
+   */
+  route?: string
+  /** Route-level onRequest hook(s) guarding the page, e.g. `onRequest: app.basicAuth`. */
+  onRequest?: onRequestHookHandler | onRequestHookHandler[]
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** Affinity's decision for this request: upstream, reason, cookie to set. */
@@ -39,10 +54,14 @@ declare module 'fastify' {
 type ParseCookie = (header: string) => Record<string, string | undefined>
 
 async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOptions): Promise<void> {
-  const { prefix: _prefix, rewritePrefix, websocket = false, metrics: metricsOpts = false, ...source } = opts
+  const { prefix: _prefix, rewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false, ...source } = opts
   const { balancer, owned } = balancerFrom(source)
   const metrics = await serveMetrics(fastify, balancer, metricsOpts).catch(async (err: unknown) => {
     // Registration fails (prom-client missing…): a balancer built here must not outlive it.
+    if (owned) await balancer.close()
+    throw err
+  })
+  const statusPage = await serveStatusPage(fastify, balancer, statusPageOpts).catch(async (err: unknown) => {
     if (owned) await balancer.close()
     throw err
   })
@@ -60,6 +79,7 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
   // (a shared stick store). The same hook runs for routed WebSocket upgrades.
   fastify.addHook('onRequest', (request, _reply, done) => {
     if (metrics !== undefined && isMetricsRoute(request)) { done(); return }
+    if (statusPage !== undefined && isStatusRoute(request)) { done(); return }
     const choice = balancer.choose(new FastifyRouteRequest(request, parseCookie))
     if (choice instanceof Promise) {
       choice.then(c => { request.affinity = c; log(request, c); done() }, done)
@@ -149,6 +169,30 @@ const METRICS_ROUTE = 'affinityMetrics'
 
 function isMetricsRoute (request: FastifyRequest): boolean {
   return (request.routeOptions.config as { [METRICS_ROUTE]?: boolean })[METRICS_ROUTE] === true
+}
+
+/**
+ * GET `route` below the prefix answers with the status page (`?format=json`: its
+ * data). Like the metrics route it skips the balancer's decision, so viewing the
+ * page neither counts as a pick nor pins the viewer; its sampler stops with the app.
+ */
+async function serveStatusPage (fastify: FastifyInstance, balancer: Balancer, opts: boolean | AffinityFastifyStatusPageOptions): Promise<StatusPage | undefined> {
+  if (opts === false) return undefined
+  const { route = '/affinity/status', onRequest, ...pageOpts } = opts === true ? {} : opts
+  if (typeof route !== 'string' || !route.startsWith('/')) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'statusPage.route', 'expected a path starting with /')
+  const page = createStatusPage(balancer, pageOpts)
+  fastify.addHook('onClose', (_instance, done) => { page.close(); done() })
+  fastify.get(route, { config: { [STATUS_ROUTE]: true }, ...(onRequest === undefined ? {} : { onRequest }) }, async (request, reply) => {
+    const r = page.respond(request.url)
+    return reply.code(r.status).headers(r.headers).send(r.body)
+  })
+  return page
+}
+
+const STATUS_ROUTE = 'affinityStatusPage'
+
+function isStatusRoute (request: FastifyRequest): boolean {
+  return (request.routeOptions.config as { [STATUS_ROUTE]?: boolean })[STATUS_ROUTE] === true
 }
 
 /** The body stream the pass-through parser produced (a preParsing hook may have wrapped it), if any. */

@@ -64,7 +64,8 @@ export class ConsistentHash implements Strategy {
   #pending: { signature: string, table: HashTable } | undefined
   readonly #sample = new Uint32Array(KEY_SAMPLE)
   #sampleAt = 0
-  #sampled = 0
+  /** Every entry of #sample written at least once (until then: those before #sampleAt). */
+  #sampleFull = false
   #resolved: Int32Array = new Int32Array(0)
   #all: readonly Upstream[] = []
   #eligibleWeight = 0
@@ -125,10 +126,10 @@ export class ConsistentHash implements Strategy {
       return r
     }
     choice.key = hash
-    const at = this.#sampleAt
-    this.#sample[at] = hash
-    this.#sampleAt = (at + 1) & (KEY_SAMPLE - 1)
-    if (this.#sampled < KEY_SAMPLE) this.#sampled++
+    const next = (this.#sampleAt + 1) & (KEY_SAMPLE - 1)
+    this.#sample[this.#sampleAt] = hash
+    this.#sampleAt = next
+    if (next === 0) this.#sampleFull = true
     return this.pickHash(hash, choice)
   }
 
@@ -143,7 +144,8 @@ export class ConsistentHash implements Strategy {
     const after = this.#placement(to)
     const seen = new Set<number>()
     const tally = new FlowTally()
-    for (let i = 0; i < this.#sampled; i++) {
+    const sampled = this.#sampleFull ? KEY_SAMPLE : this.#sampleAt
+    for (let i = 0; i < sampled; i++) {
       const hash = this.#sample[i]!
       if (seen.has(hash)) continue
       seen.add(hash)

@@ -125,7 +125,7 @@ export class ConsistentHash implements Strategy {
       choice.reason = 'fallback'
       return r
     }
-    choice.key = hash
+    choice.key = hash | 0 // int32: a Smi, so storing it never boxes a heap number
     const next = (this.#sampleAt + 1) & (KEY_SAMPLE - 1)
     this.#sample[this.#sampleAt] = hash
     this.#sampleAt = next

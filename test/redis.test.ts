@@ -7,7 +7,7 @@
  * (set by .ci/run, which installs it) makes that a failure.
  */
 import t, { type Test } from 'tap'
-import { memoryStickStore } from '@affinity/core'
+import { createMetrics, createStatusPage, memoryStickStore } from '@affinity/core'
 import { DEGRADED_WARNING_CODE, redisStore, type RedisStoreLogger } from '@affinity/redis'
 import { request, until } from './helpers/http.js'
 import { findRedisServer, forkBalancer, ready, redisClient, startRedisBalancer, startRedisServer, startSilentServer } from './helpers/redis.js'
@@ -240,6 +240,20 @@ function tests (bin: string): void {
     t.ok(stats.timeouts >= 1, `timeouts counted: ${stats.timeouts}`)
     t.equal(log.warns.length, 1, 'one warning')
     t.equal(log.warns[0]?.obj.err.code, 'AFFINITY_REDIS_TIMEOUT')
+    // The outage is visible where operators look: stats() and the Prometheus metrics.
+    const seen = lb.balancer.stats().store!
+    t.match(seen, { degraded: true, outages: 1 }, 'balancer.stats().store reports the outage')
+    t.ok(seen.fallbackReads >= 20, `fallback reads in stats(): ${seen.fallbackReads}`)
+    const metrics = await createMetrics(lb.balancer)
+    const text = await metrics.metrics()
+    metrics.close()
+    t.match(text, /^affinity_stick_store_degraded\{balancer="default"\} 1$/m, 'affinity_stick_store_degraded 1')
+    t.match(text, /^affinity_stick_store_outages_total\{balancer="default"\} 1$/m)
+    t.match(text, /^affinity_stick_store_errors_total\{balancer="default",kind="timeout"\} [1-9]/m)
+    t.match(text, /^affinity_stick_store_fallback_reads_total\{balancer="default"\} [1-9]/m)
+    const page = createStatusPage(lb.balancer)
+    t.match(JSON.parse(String(page.respond('/?format=json').body)).store, { degraded: true, outages: 1 }, "the status page's JSON view too")
+    page.close()
 
     // With the default ready check the client never becomes ready: the store does not even send.
     const waiting = redisClient(t, hung.port)

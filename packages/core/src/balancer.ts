@@ -330,6 +330,7 @@ export class Balancer extends EventEmitter {
       })),
       picks: { ...this.#picks },
       changes: this.#changes.map(c => ({ ...c })),
+      store: this.strategy.storeStats?.(),
     }
   }
 

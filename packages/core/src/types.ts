@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import type { StickStoreStats } from './stick/memory-store.js'
 
 /**
  * The framework-neutral view of a request that a strategy sees. Adapters fill it
@@ -118,4 +119,6 @@ export interface BalancerStats {
   picks: Record<string, number>
   /** The last state changes, oldest first. */
   changes: StateChange[]
+  /** A shared stick store's health (stickyIp over @affinity/redis); undefined otherwise. */
+  store: StickStoreStats | undefined
 }

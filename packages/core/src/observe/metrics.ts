@@ -146,6 +146,38 @@ const DEFINITIONS: readonly Definition[] = [
   },
   {
     type: 'gauge',
+    name: 'stick_store_degraded',
+    help: '1 while the shared stick store (Redis) is unavailable and a local fallback answers, else 0 (stickyIp with a shared store only).',
+    labels: [],
+    * series (s) { if (s.store !== undefined) yield [{}, s.store.degraded ? 1 : 0] },
+  },
+  {
+    type: 'counter',
+    name: 'stick_store_fallback_reads_total',
+    help: 'Stick-table reads answered by the local fallback because the shared store was unavailable.',
+    labels: [],
+    * series (s) { if (s.store !== undefined) yield [{}, s.store.fallbackReads] },
+  },
+  {
+    type: 'counter',
+    name: 'stick_store_outages_total',
+    help: 'Switches from the shared stick store to the local fallback.',
+    labels: [],
+    * series (s) { if (s.store !== undefined) yield [{}, s.store.outages] },
+  },
+  {
+    type: 'counter',
+    name: 'stick_store_errors_total',
+    help: 'Shared stick store commands that failed (errors) or took longer than its timeout (timeouts).',
+    labels: ['kind'],
+    * series (s) {
+      if (s.store === undefined) return
+      yield [{ kind: 'error' }, s.store.errors]
+      yield [{ kind: 'timeout' }, s.store.timeouts]
+    },
+  },
+  {
+    type: 'gauge',
     name: 'panic',
     help: '1 while panic mode ignores health (too few upstreams up), else 0.',
     labels: [],

@@ -1,5 +1,6 @@
 import type { Balancer } from '../balancer.js'
 import type { BalancerStats, StateChange, UpstreamStats } from '../types.js'
+import type { StickStoreStats } from '../stick/memory-store.js'
 import type { StatsHistory } from './history.js'
 import { chartGeometry, type ChartGeometry } from './status-chart.js'
 
@@ -34,6 +35,8 @@ export interface StatusView {
   picks: Record<string, number>
   /** Newest last, as in stats(). */
   changes: StateChange[]
+  /** A shared stick store's health (stickyIp over Redis), as in stats(); null otherwise. */
+  store: StickStoreStats | null
   history: {
     intervalMs: number
     windowMs: number
@@ -87,6 +90,7 @@ export function statusView (balancer: Balancer, history: StatsHistory, opts: { s
     upstreams: ups.map(u => upstreamView(u, opts.showUrls)),
     picks: stats.picks,
     changes: stats.changes,
+    store: stats.store ?? null,
     history: { intervalMs: history.intervalMs, windowMs: history.windowMs, ids, samples },
     chart: chartGeometry(samples.map(s => ({ at: s.at, values: s.rps })), ids.length, stats.at, history.windowMs),
   }

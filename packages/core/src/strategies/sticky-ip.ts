@@ -2,7 +2,7 @@ import { invalidOption } from '../errors.js'
 import { normalizeIp } from '../keys/ip.js'
 import type { Members } from '../members.js'
 import { boundRemap, type Remap } from '../remap.js'
-import { memoryStickStore, type StickStore } from '../stick/memory-store.js'
+import { memoryStickStore, type StickStore, type StickStoreStats } from '../stick/memory-store.js'
 import type { RouteRequest } from '../types.js'
 import type { Upstream } from '../upstream.js'
 import { checkPrefixes, type IpPrefixOptions } from './ip-hash.js'
@@ -86,6 +86,11 @@ class StickyIp implements Strategy {
   /** Clients bound in the table and not expired, per upstream (when the store can count). */
   bound (): ReadonlyMap<string, number> | undefined {
     return this.#store.count?.()
+  }
+
+  /** A shared store's health (degraded, fallback reads…), when it reports one. */
+  storeStats (): StickStoreStats | undefined {
+    return this.#store.stats?.()
   }
 
   /** Clients of an upstream that goes away or down are re-placed at their next request; nobody else moves. */

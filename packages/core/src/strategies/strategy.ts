@@ -1,4 +1,5 @@
 import type { Members } from '../members.js'
+import type { StickStoreStats } from '../stick/memory-store.js'
 import type { Remap } from '../remap.js'
 import type { RouteRequest } from '../types.js'
 import type { Upstream } from '../upstream.js'
@@ -62,6 +63,8 @@ export interface Strategy {
    * unknown.
    */
   bound? (): ReadonlyMap<string, number> | undefined
+  /** Strategies over a shared stick store: the store's health (stats(), metrics). */
+  storeStats? (): StickStoreStats | undefined
   /**
    * Who would move if membership went from `from` (the current snapshot) to `to`
    * (Balancer.preview, and the 'remap' event just before `update(to)`), computed on

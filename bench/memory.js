@@ -23,6 +23,7 @@ import { once } from 'node:events'
 import http from 'node:http'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { die as dieWith, list, parseArgs as parseWith } from './args.js'
 
 const SELF = fileURLToPath(import.meta.url)
 const MiB = 2 ** 20
@@ -34,30 +35,20 @@ const HOST = '127.0.0.1'
 const CHUNK = Buffer.alloc(64 * 1024)
 for (let i = 0; i < CHUNK.length; i++) CHUNK[i] = (i * 31 + 7) & 255
 
-function die (message) {
-  process.stderr.write(`bench/memory.js: ${message}\n`)
-  process.exit(2)
-}
+const die = (message) => dieWith('bench/memory.js', message)
 
 function parseArgs (argv) {
-  const o = { size: 1024, json: false, only: ADAPTERS, strict: false, child: undefined }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const val = () => {
-      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i]
-      if (v === undefined) die(`${a} needs a value`)
-      return v
-    }
-    if (a === '--json') o.json = true
-    else if (a === '--strict') o.strict = true
-    else if (a.startsWith('--size')) o.size = Number(val())
-    else if (a.startsWith('--only')) o.only = val().split(',').filter(Boolean)
-    else if (a.startsWith('--child')) o.child = val()
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write('node bench/memory.js [--size <MiB>] [--json] [--only fastify,express] [--strict]\n')
-      process.exit(0)
-    } else die(`unknown argument ${a}`)
-  }
+  const o = parseWith(argv, {
+    script: 'bench/memory.js',
+    defaults: { size: 1024, json: false, only: ADAPTERS, strict: false, child: undefined },
+    flags: { '--json': o => { o.json = true }, '--strict': o => { o.strict = true } },
+    values: {
+      '--size': (o, v) => { o.size = Number(v) },
+      '--only': (o, v) => { o.only = list(v) },
+      '--child': (o, v) => { o.child = v },
+    },
+    help: 'node bench/memory.js [--size <MiB>] [--json] [--only fastify,express] [--strict]',
+  })
   if (!(Number.isFinite(o.size) && o.size > 0)) die('--size expects a positive number of MiB')
   for (const a of o.only) if (!ADAPTERS.includes(a)) die(`unknown adapter ${a} (expected ${ADAPTERS.join(', ')})`)
   return o

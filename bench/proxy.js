@@ -65,6 +65,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { die as dieWith, list, parseArgs as parseWith } from './args.js'
+import { machine } from './machine.js'
 import { compare } from './proxy/compare.js'
 import { machineCpu, startPinning } from './proxy/cpu.js'
 import { runAll } from './proxy/load.js'
@@ -85,10 +87,7 @@ const ROOT = path.resolve(path.dirname(SELF), '..')
 
 // ───────────────────────────── arguments ─────────────────────────────
 
-function die (msg) {
-  process.stderr.write(`bench/proxy.js: ${msg}\n`)
-  process.exit(2)
-}
+const die = (msg) => dieWith('bench/proxy.js', msg)
 
 /** The options without a value, and what each sets. */
 const FLAGS = {
@@ -106,7 +105,7 @@ const VALUES = {
   '--json-out': (o, v) => { o.jsonOut = v },
   '--cpu-prof-dir': (o, v) => { o.cpuProf = true; o.cpuProfDir = v },
   '--alloc-prof-dir': (o, v) => { o.allocProf = true; o.allocProfDir = v },
-  '--only': (o, v) => { o.only = v.split(',').map(s => s.trim()).filter(Boolean) },
+  '--only': (o, v) => { o.only = list(v) },
   '--duration': (o, v) => { o.duration = Number(v) },
   '--warmup': (o, v) => { o.warmup = Number(v) },
   '--rewarm': (o, v) => { o.rewarm = Number(v) },
@@ -118,31 +117,24 @@ const VALUES = {
 }
 
 /** --help: the header comment of this file. */
-function printHelp () {
+function helpText () {
   const lines = fs.readFileSync(SELF, 'utf8').split('\n')
   const end = lines.findIndex(l => !l.startsWith('//'))
-  process.stdout.write(lines.slice(0, end).map(l => l.slice(3)).join('\n') + '\n')
-  process.exit(0)
+  return lines.slice(0, end).map(l => l.slice(3)).join('\n')
 }
 
 function parseArgs (argv) {
-  const o = {
-    only: undefined, duration: 2, warmup: 2, rewarm: 0.4, rounds: 8, connections: 50, users: 1000, sequential: false,
-    json: false, jsonOut: undefined, nginx: true, cpuProf: false, cpuProfDir: undefined, allocProf: false, allocProfDir: undefined,
-    list: false, role: undefined, target: undefined, pin: false,
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const eq = a.indexOf('=')
-    const name = eq === -1 ? a : a.slice(0, eq)
-    if (FLAGS[name] !== undefined) FLAGS[name](o)
-    else if (VALUES[name] !== undefined) {
-      const v = eq === -1 ? argv[++i] : a.slice(eq + 1)
-      if (v === undefined) die(`${a} needs a value`)
-      VALUES[name](o, v)
-    } else if (a === '--help' || a === '-h') printHelp()
-    else die(`unknown argument ${a} (--help lists them)`)
-  }
+  const o = parseWith(argv, {
+    script: 'bench/proxy.js',
+    flags: FLAGS,
+    values: VALUES,
+    help: helpText(),
+    defaults: {
+      only: undefined, duration: 2, warmup: 2, rewarm: 0.4, rounds: 8, connections: 50, users: 1000, sequential: false,
+      json: false, jsonOut: undefined, nginx: true, cpuProf: false, cpuProfDir: undefined, allocProf: false, allocProfDir: undefined,
+      list: false, role: undefined, target: undefined, pin: false,
+    },
+  })
   if (!(o.duration > 0)) die('--duration: expected seconds > 0')
   if (!(o.warmup >= 0)) die('--warmup: expected seconds ≥ 0')
   if (!(o.rewarm >= 0)) die('--rewarm: expected seconds ≥ 0')
@@ -179,14 +171,7 @@ function describeMachine (nginx) {
     const v = spawnSync(nginx, ['-v'], { encoding: 'utf8' })
     nginxVersion = `${(v.stderr || v.stdout).trim().replace(/^nginx version: /, '')} (${nginx})`
   }
-  return {
-    cpu: os.cpus()[0]?.model?.trim(),
-    cores: os.cpus().length,
-    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    nginx: nginxVersion,
-  }
+  return { ...machine(), nginx: nginxVersion }
 }
 
 async function main (opts) {
@@ -208,14 +193,14 @@ async function main (opts) {
   const emit = (s) => out.write(s + '\n')
 
   const command = commandLine()
-  const machine = describeMachine(nginx)
+  const host = describeMachine(nginx)
   const versions = Object.fromEntries(['autocannon', 'fastify', '@fastify/http-proxy', 'express', 'http-proxy-middleware', 'undici'].map(p => [p, packageVersion(p)]))
   const loadStart = os.loadavg().map(x => round(x, 2))
   const m0 = machineCpu()
   await sleep(1000)
   const m1 = machineCpu()
   const busyBefore = m0 && m1 ? round(m1.busy - m0.busy, 2) : undefined
-  emit(printIntro({ opts, machine, versions, command, loadStart, busyBefore, targets, notes }))
+  emit(printIntro({ opts, machine: host, versions, command, loadStart, busyBefore, targets, notes }))
 
   const t0 = Date.now()
   if (opts.pin && !startPinning()) emit('note:      --pin: taskset failed, nothing pinned')
@@ -238,7 +223,7 @@ async function main (opts) {
   emit(`total: ${totalSeconds} s; load average at start ${loadStart.join(' ')}, at end ${loadEnd.join(' ')}`)
 
   const profiles = collectProfiles(rows, opts, emit)
-  const result = { machine, versions, command, date: new Date(t0).toISOString(), params: { duration: opts.duration, warmup: opts.warmup, rewarm: opts.rewarm, rounds: opts.rounds, sequential: opts.sequential, pin: opts.pin, connections: opts.connections, users: opts.users, path: PATH, cpuProf: opts.cpuProf }, notes, loadAverage: { start: loadStart, end: loadEnd }, coresBusyBeforeStart: busyBefore, totalSeconds, targets: rows, checks, profiles }
+  const result = { machine: host, versions, command, date: new Date(t0).toISOString(), params: { duration: opts.duration, warmup: opts.warmup, rewarm: opts.rewarm, rounds: opts.rounds, sequential: opts.sequential, pin: opts.pin, connections: opts.connections, users: opts.users, path: PATH, cpuProf: opts.cpuProf }, notes, loadAverage: { start: loadStart, end: loadEnd }, coresBusyBeforeStart: busyBefore, totalSeconds, targets: rows, checks, profiles }
   if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
   if (opts.jsonOut !== undefined) fs.writeFileSync(opts.jsonOut, JSON.stringify(result, null, 2) + '\n')
 }

@@ -27,6 +27,9 @@ import { Maglev } from '../packages/core/dist/hashing/maglev.js'
 import { Ring } from '../packages/core/dist/hashing/ring.js'
 import { resolveEligible } from '../packages/core/dist/hashing/table.js'
 import { DEFAULT_MAGLEV_SIZE, DEFAULT_VNODES } from '../packages/core/dist/strategies/consistent-hash.js'
+import { mulberry32 } from '../packages/core/dist/simulate/prng.js'
+import { die as dieWith, list, parseArgs as parseWith } from './args.js'
+import { machine as describeMachine, machineLines } from './machine.js'
 
 const SELF = fileURLToPath(import.meta.url)
 const SECTIONS = ['quality', 'movement', 'pick', 'build']
@@ -39,26 +42,19 @@ const MOVE_SEED = 0x5eed0004
 // ───────────────────────────── arguments ─────────────────────────────
 
 function parseArgs (argv) {
-  const o = { json: false, only: SECTIONS, cases: undefined, keys: 1_000_000, sets: 10, isolate: true, worker: undefined }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const val = () => {
-      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i]
-      if (v === undefined) die(`${a} needs a value`)
-      return v
-    }
-    if (a === '--json') o.json = true
-    else if (a === '--no-isolate') o.isolate = false
-    else if (a.startsWith('--only')) o.only = val().split(',').filter(Boolean)
-    else if (a.startsWith('--case')) o.cases = val().split(',').filter(Boolean)
-    else if (a.startsWith('--keys')) o.keys = Number(val())
-    else if (a.startsWith('--sets')) o.sets = Number(val())
-    else if (a.startsWith('--pick-worker')) o.worker = val()
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write('node bench/strategies.js [--json] [--only quality,movement,pick,build] [--case <pick cases>] [--keys N] [--sets N] [--no-isolate]\n')
-      process.exit(0)
-    } else die(`unknown argument ${a}`)
-  }
+  const o = parseWith(argv, {
+    script: 'bench/strategies.js',
+    defaults: { json: false, only: SECTIONS, cases: undefined, keys: 1_000_000, sets: 10, isolate: true, worker: undefined },
+    flags: { '--json': o => { o.json = true }, '--no-isolate': o => { o.isolate = false } },
+    values: {
+      '--only': (o, v) => { o.only = list(v) },
+      '--case': (o, v) => { o.cases = list(v) },
+      '--keys': (o, v) => { o.keys = Number(v) },
+      '--sets': (o, v) => { o.sets = Number(v) },
+      '--pick-worker': (o, v) => { o.worker = v },
+    },
+    help: 'node bench/strategies.js [--json] [--only quality,movement,pick,build] [--case <pick cases>] [--keys N] [--sets N] [--no-isolate]',
+  })
   for (const s of o.only) if (!SECTIONS.includes(s)) die(`--only: unknown section ${s} (${SECTIONS.join(', ')})`)
   for (const n of o.cases ?? []) if (!PICK_CASES.some(c => c.name === n)) die(`--case: unknown case ${n} (${PICK_CASES.map(c => c.name).join(', ')})`)
   if (!Number.isInteger(o.keys) || o.keys < 1000) die('--keys: expected an integer ≥ 1000')
@@ -66,24 +62,12 @@ function parseArgs (argv) {
   return o
 }
 
-function die (msg) {
-  process.stderr.write(`bench/strategies.js: ${msg}\n`)
-  process.exit(2)
-}
+const die = (msg) => dieWith('bench/strategies.js', msg)
 
 // ───────────────────────────── helpers ─────────────────────────────
 
-/** mulberry32: a small seeded PRNG, so every run draws the same keys. */
-function prng (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return (t ^ (t >>> 14)) >>> 0
-  }
-}
+/** mulberry32 (the simulator's): a small seeded PRNG, so every run draws the same keys. */
+const prng = mulberry32
 const hex8 = (x) => x.toString(16).padStart(8, '0')
 /**
  * A flat (sequential) copy of a string, as Node's HTTP parser and socket hand them
@@ -749,20 +733,10 @@ async function main () {
   const command = process.env.npm_lifecycle_event === 'bench:strategies'
     ? `npm run bench:strategies${args ? ` -- ${args}` : ''}  (node bench/strategies.js${args ? ` ${args}` : ''})`
     : `node ${[...process.execArgv, 'bench/strategies.js'].join(' ')}${args ? ` ${args}` : ''}`
-  const machine = {
-    cpu: os.cpus()[0]?.model?.trim(),
-    cores: os.cpus().length,
-    node: process.version,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
-    loadStart: os.loadavg().map(x => round(x, 2)),
-  }
+  const machine = { ...describeMachine(), loadStart: os.loadavg().map(x => round(x, 2)) }
   const header = [
     'Affinity strategy benchmark (@affinity/core, built dist)',
-    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.platform}`,
-    `node:    ${machine.node}`,
-    `command: ${command}`,
-    `date:    ${new Date().toISOString()}`,
+    ...machineLines(machine, command, 9),
     `load:    ${os.loadavg().map(x => x.toFixed(2)).join(' ')} (1/5/15-min load average at start; timings assume an otherwise idle machine)`,
     `params:  ring vnodes ${DEFAULT_VNODES} (DEFAULT_VNODES), maglev table ${DEFAULT_MAGLEV_SIZE} (DEFAULT_MAGLEV_SIZE), ${opts.keys.toLocaleString('en-US')} keys, ${opts.sets} id sets`,
     '',

@@ -8,7 +8,7 @@ import { ipHash, stickyCookie, type AffinityLogger } from '@affinity/core'
 import { affinity, type AffinityMiddleware } from '@affinity/express'
 import { expressHarness } from './adapters/harness.js'
 import {
-  Browser, MB, SECRET_A, balancer, balancerCookies, download, entries, runScenarios, upstreams, whoServes, wsUrl,
+  Browser, MB, SECRET_A, balancer, balancerCookies, checkAuthGate, download, entries, runScenarios, upstreams, whoServes, wsUrl,
 } from './adapters/scenarios.js'
 import { openWebSocket, request, until } from './helpers/http.js'
 import { Scrape, expectedFromStats } from './helpers/prometheus.js'
@@ -129,16 +129,7 @@ t.test('express: an auth middleware before the proxy refuses HTTP requests and W
       })
     },
   })
-  const denied = await request(`${app.base}/echo`)
-  t.equal(denied.status, 401)
-  t.same(denied.json(), { error: 'unauthorized' })
-  const err = await openWebSocket(`${wsUrl(app.base)}/chat`).then(() => undefined, (e: { statusCode?: number }) => e)
-  t.equal(err?.statusCode, 401, 'the upgrade is refused with 401')
-  t.same(ups.map(u => u.seen.length), [0, 0], 'nothing reached an upstream')
-  t.equal((await request(`${app.base}/echo`, { headers: { authorization: 'Bearer ok' } })).status, 200)
-  const { ws, hello } = await openWebSocket(`${wsUrl(app.base)}/chat`, { authorization: 'Bearer ok' })
-  t.equal(hello.headers.authorization, 'Bearer ok', 'an authorised upgrade goes through')
-  ws.close()
+  await checkAuthGate(t, app, ups)
 })
 
 /** `app.use('/api', lb)` on 127.0.0.1:0 (routes of `before` first); app and middleware torn down with the test. */

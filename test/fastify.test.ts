@@ -5,7 +5,7 @@ import affinity from '@affinity/fastify'
 import { stickyCookie, roundRobin } from '@affinity/core'
 import { fastifyHarness } from './adapters/harness.js'
 import {
-  Browser, SECRET_A, assertJsonError, balancer, balancerCookies, byName, entries, idOf, runScenarios, upstreams, wsUrl,
+  Browser, SECRET_A, assertJsonError, balancer, balancerCookies, byName, checkAuthGate, entries, idOf, runScenarios, upstreams, wsUrl,
 } from './adapters/scenarios.js'
 import { delay, openWebSocket, request, until } from './helpers/http.js'
 import { Scrape } from './helpers/prometheus.js'
@@ -174,14 +174,7 @@ t.test('fastify: an onRequest auth hook refuses HTTP requests and WebSocket upgr
       })
     },
   })
-  t.equal((await request(`${app.base}/echo`)).status, 401)
-  const err = await openWebSocket(`${wsUrl(app.base)}/chat`).then(() => undefined, (e: { statusCode?: number }) => e)
-  t.equal(err?.statusCode, 401, 'the upgrade is refused with 401')
-  t.same(ups.map(u => u.seen.length), [0, 0], 'nothing reached an upstream')
-  t.equal((await request(`${app.base}/echo`, { headers: { authorization: 'Bearer ok' } })).status, 200)
-  const { ws, hello } = await openWebSocket(`${wsUrl(app.base)}/chat`, { authorization: 'Bearer ok' })
-  t.equal(hello.headers.authorization, 'Bearer ok', 'an authorised upgrade goes through')
-  ws.close()
+  await checkAuthGate(t, app, ups)
   t.equal(balancerCookies(await request(`${app.base}/echo`, { headers: { authorization: 'Bearer ok' } })).length, 1)
 })
 

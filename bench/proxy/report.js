@@ -1,4 +1,5 @@
 // What the benchmark prints: the run's description, then the Results, Ratios and Targets tables.
+import { machineLines } from '../machine.js'
 import { PATH } from './upstreams.js'
 
 function table (cols, rows) {
@@ -28,10 +29,7 @@ export function printIntro ({ opts, machine, versions, command, loadStart, busyB
   const perTarget = opts.warmup + opts.rounds * (opts.duration + opts.rewarm)
   const lines = [
     'Affinity proxy benchmark: Affinity (Fastify plugin, Express middleware) against @fastify/http-proxy, http-proxy-middleware and nginx',
-    `machine:   ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.platform}`,
-    `node:      ${machine.node}`,
-    `command:   ${command}`,
-    `date:      ${new Date().toISOString()}`,
+    ...machineLines(machine, command, 11),
     `load avg:  ${loadStart.join(' ')} (1/5/15 min, at start; figures assume an otherwise idle machine)`,
   ]
   if (busyBefore !== undefined) lines.push(`idle?:     ${busyBefore} cores busy over the second before start${busyBefore > 0.2 ? '  ← WARNING: the machine is not idle, figures will be low and noisy' : ''}`)

@@ -149,3 +149,35 @@ t.test('invalid idle windows are refused with a stable code', async t => {
     t.throws(() => createBalancer({ upstreams: ['http://127.0.0.1:1'], drainIdleMs: bad }), { code: 'AFFINITY_ERR_INVALID_OPTION' }, `drainIdleMs ${String(bad)}`)
   }
 })
+
+t.test('undrain, then a WebSocket there closes: no drained event; a new drain completes both', async t => {
+  const { balancer, url } = await setup(t)
+  const on = await usersOnEvery(url)
+  const jar = on.get('S2')!
+  const { ws } = await openWebSocket(`${url.replace('http', 'ws')}/ws`, { cookie: jar.header()! })
+  const drained: string[] = []
+  balancer.on('drained', (u) => drained.push(u.id))
+  const first = track(balancer.drain('S2'))
+  await delay(30)
+  t.notOk(first.done, 'an open WebSocket holds the drain')
+  balancer.undrain('S2')
+  ws.close()
+  await until(() => balancer.list().find(u => u.id === 'S2')!.websockets === 0, 2000, 'the socket closed')
+  await delay(30)
+  t.same(drained, [], "no 'drained' for an upstream taking traffic again")
+  t.notOk(first.done, 'the undrained drain stays pending')
+  const second = track(balancer.drain('S2'))
+  await until(() => first.done && second.done, 2000, 'both drains complete')
+  t.same(drained, ['S2'])
+})
+
+t.test('close() completes pending drains', async t => {
+  const { balancer, url } = await setup(t)
+  await usersOnEvery(url)
+  const state = track(balancer.drain('S1', { idleMs: 60_000 }))
+  await delay(30)
+  t.notOk(state.done)
+  await balancer.close()
+  await until(() => state.done, 1000, 'drain after close')
+  t.pass('a closed balancer forwards nothing: the drain is complete')
+})

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { createBalancer, roundRobin, stickyCookie, type PanicInfo } from '@affinity/core'
+import { createBalancer, roundRobin, stickyCookie, type PanicInfo, type UpstreamStats } from '@affinity/core'
 import { startCoreFront } from './helpers/core-front.js'
-import { CookieJar, request, until } from './helpers/http.js'
+import { CookieJar, delay, request, until } from './helpers/http.js'
 import { startUpstreams } from './helpers/upstreams.js'
 
 /** Passive health as Envoy's outlier detection, and panic mode, with real upstreams. */
@@ -143,4 +143,33 @@ t.test('in panic mode a sticky user stays on a "down" upstream; without it, re-p
     await balancer.close()
   }
   await Promise.all(ups.map(u => u.close()))
+})
+
+t.test('an ejection ended early by an active check still decays', async t => {
+  const ups = await startUpstreams(2)
+  const balancer = createBalancer({
+    upstreams: ups.map(u => ({ url: u.url, id: u.name })),
+    strategy: roundRobin(),
+    health: { path: '/health', intervalMs: 20, rise: 1, fall: 1 },
+    passive: { failures: 1, cooldownMs: 300, maxCooldownMs: 60_000 },
+  })
+  const front = await startCoreFront(balancer)
+  t.teardown(async () => { await front.close(); await balancer.close(); await Promise.all(ups.map(u => u.close())) })
+  const s1 = (): UpstreamStats => balancer.stats().upstreams.find(u => u.id === 'S1')!
+  // S1 fails traffic: ejected by passive health (for 300 ms)…
+  ups[0]!.failStatus = 500
+  for (let i = 0; i < 4 && s1().ejections === 0; i++) await request(`${front.url}/echo`)
+  t.equal(s1().ejections, 1, 'ejected once')
+  // …then fails a check, and passes the next one: the active check ends the ejection early.
+  const failedChecks = s1().health.failed
+  ups[0]!.healthStatus = 500
+  await until(() => s1().health.failed > failedChecks, 2000, 'a failed check')
+  ups[0]!.healthStatus = 200
+  ups[0]!.failStatus = undefined
+  await until(() => s1().state === 'up', 2000, 'a passing check lets it back')
+  t.ok(s1().ejected === false && s1().ejectionsTotal === 1, 'back before its cooldown ran out')
+  // Healthy for more than one cooldown period, with traffic: the ejection is forgiven.
+  await delay(450)
+  for (let i = 0; i < 4; i++) await request(`${front.url}/echo`)
+  t.equal(s1().ejections, 0, 'decayed like an ejection that ran its course')
 })

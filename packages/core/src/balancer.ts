@@ -364,7 +364,12 @@ export class Balancer extends EventEmitter {
     this.#closed = true
     this.#active?.close()
     this.#passive?.close()
-    for (const d of this.#drains.values()) clearTimeout(d.timer)
+    // Nothing is forwarded any more: every pending drain is complete.
+    for (const d of this.#drains.values()) {
+      clearTimeout(d.timer)
+      for (const resolve of d.waiting) resolve()
+    }
+    this.#drains.clear()
     const pools = [...this.#upstreams.values()].map(u => u.pool)
     await this.strategy.close?.()
     let timer: NodeJS.Timeout | undefined
@@ -453,12 +458,15 @@ export class Balancer extends EventEmitter {
 
   #checkDrained (u: Upstream): void {
     const d = this.#drains.get(u)
-    if (d === undefined || u.load > 0) return
+    // An undrained upstream keeps its drain pending (until drained again): a socket
+    // closing there must not complete it.
+    if (d === undefined || u.load > 0 || !(u.draining || u.removed)) return
     // A removed upstream's users are re-placed elsewhere: no window to wait out.
     const wait = u.removed || d.idleMs === 0 ? 0 : u.boundSeenAt + d.idleMs - performance.now()
     if (wait > 0) {
       // Looked at again when the window would end; a bound user back meanwhile moves it.
       d.timer ??= setTimeout(() => { d.timer = undefined; this.#checkDrained(u) }, Math.ceil(wait))
+      d.timer.unref()
       return
     }
     clearTimeout(d.timer)

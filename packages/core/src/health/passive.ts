@@ -85,12 +85,17 @@ export class PassiveHealth {
     this.#changed(u, `${u.consecutiveFailures} consecutive failures, ejected for ${ms} ms`)
   }
 
-  /** The upstream is known up again (an active check passed): end its ejection now. */
+  /**
+   * The upstream is known up again (an active check passed): end its ejection now.
+   * It is back from this moment, so its ejections decay from here as after a timed
+   * ejection (deleting the mark instead would stop the decay for good).
+   */
   forget (u: Upstream): void {
     const t = this.#timers.get(u)
     if (t !== undefined) clearTimeout(t)
     this.#timers.delete(u)
-    this.#returned.delete(u)
+    if (u.ejections > 0 && !u.removed) this.#returned.set(u, Date.now())
+    else this.#returned.delete(u)
   }
 
   close (): void {
@@ -107,8 +112,9 @@ export class PassiveHealth {
 
   /** One ejection forgiven per cooldown period spent in without being ejected. */
   #decay (u: Upstream): void {
+    if (u.ejections === 0) return // the common case: no Map lookup per success
     const since = this.#returned.get(u)
-    if (since === undefined || u.ejections === 0) return
+    if (since === undefined) return
     const periods = Math.floor((Date.now() - since) / this.#config.cooldownMs)
     if (periods <= 0) return
     u.ejections = Math.max(0, u.ejections - periods)

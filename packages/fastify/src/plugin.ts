@@ -56,12 +56,12 @@ type ParseCookie = (header: string) => Record<string, string | undefined>
 async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOptions): Promise<void> {
   const { prefix: _prefix, rewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false, ...source } = opts
   const { balancer, owned } = balancerFrom(source)
-  const metrics = await serveMetrics(fastify, balancer, metricsOpts).catch(async (err: unknown) => {
+  await serveMetrics(fastify, balancer, metricsOpts).catch(async (err: unknown) => {
     // Registration fails (prom-client missing…): a balancer built here must not outlive it.
     if (owned) await balancer.close()
     throw err
   })
-  const statusPage = await serveStatusPage(fastify, balancer, statusPageOpts).catch(async (err: unknown) => {
+  await serveStatusPage(fastify, balancer, statusPageOpts).catch(async (err: unknown) => {
     if (owned) await balancer.close()
     throw err
   })
@@ -77,9 +77,7 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
   // The choice is made once per request, before body parsing and the app's own
   // preHandlers (which can read request.affinity), and possibly asynchronously
   // (a shared stick store). The same hook runs for routed WebSocket upgrades.
-  fastify.addHook('onRequest', (request, _reply, done) => {
-    if (metrics !== undefined && isMetricsRoute(request)) { done(); return }
-    if (statusPage !== undefined && isStatusRoute(request)) { done(); return }
+  const decide: onRequestHookHandler = (request, _reply, done) => {
     const choice = balancer.choose(new FastifyRouteRequest(request, parseCookie))
     if (choice instanceof Promise) {
       choice.then(c => { request.affinity = c; log(request, c); done() }, done)
@@ -88,6 +86,13 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
       log(request, choice)
       done()
     }
+  }
+  // Attached to the proxied routes as they are declared, so the metrics and status
+  // routes (a scrape or a page view is no pick) skip it with no test per request.
+  fastify.addHook('onRoute', (route) => {
+    const config = route.config as Record<string, unknown> | undefined
+    if (config?.[METRICS_ROUTE] === true || config?.[STATUS_ROUTE] === true) return
+    route.onRequest = route.onRequest === undefined ? [decide] : [decide, ...[route.onRequest].flat()]
   })
 
   const tunnels = new Set<Duplex>()
@@ -167,10 +172,6 @@ async function serveMetrics (fastify: FastifyInstance, balancer: Balancer, opts:
 
 const METRICS_ROUTE = 'affinityMetrics'
 
-function isMetricsRoute (request: FastifyRequest): boolean {
-  return (request.routeOptions.config as { [METRICS_ROUTE]?: boolean })[METRICS_ROUTE] === true
-}
-
 /**
  * GET `route` below the prefix answers with the status page (`?format=json`: its
  * data). Like the metrics route it skips the balancer's decision, so viewing the
@@ -190,10 +191,6 @@ async function serveStatusPage (fastify: FastifyInstance, balancer: Balancer, op
 }
 
 const STATUS_ROUTE = 'affinityStatusPage'
-
-function isStatusRoute (request: FastifyRequest): boolean {
-  return (request.routeOptions.config as { [STATUS_ROUTE]?: boolean })[STATUS_ROUTE] === true
-}
 
 /** The body stream the pass-through parser produced (a preParsing hook may have wrapped it), if any. */
 function bodyOf (request: FastifyRequest): Readable | undefined {

@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap'
 import { AffinityError, createBalancer, stickyCookie, stickyIp, type Balancer, type BalancerOptions } from '@affinity/core'
 import { startCoreFront } from './helpers/core-front.js'
-import { CookieJar, delay, openWebSocket, request, until } from './helpers/http.js'
+import { Browser, delay, openWebSocket, request, until } from './helpers/http.js'
 import { startUpstreams } from './helpers/upstreams.js'
 
 const SECRET = 'drain-test-secret-0123456789abcdef-0123456789'
@@ -20,20 +20,12 @@ async function setup (t: Test, opts: Partial<BalancerOptions> = {}): Promise<{ b
   return { balancer, url: front.url }
 }
 
-/** A browser: keeps its cookies; resolves with the upstream that answered. */
-async function visit (jar: CookieJar, url: string): Promise<string> {
-  const cookie = jar.header()
-  const res = await request(`${url}/echo`, { headers: cookie === undefined ? {} : { cookie } })
-  jar.store(res.headers['set-cookie'])
-  return res.json().name
-}
-
-/** Users until one lands on each upstream; returns a jar per upstream name. */
-async function usersOnEvery (url: string): Promise<Map<string, CookieJar>> {
-  const on = new Map<string, CookieJar>()
+/** Users until one lands on each upstream; returns a user per upstream name. */
+async function usersOnEvery (url: string): Promise<Map<string, Browser>> {
+  const on = new Map<string, Browser>()
   for (let i = 0; i < 30 && on.size < 3; i++) {
-    const jar = new CookieJar()
-    on.set(await visit(jar, url), jar)
+    const user = new Browser()
+    on.set(await user.visit(url), user)
   }
   return on
 }
@@ -58,7 +50,7 @@ t.test('without idleMs: an idle upstream drains at once, as before', async t => 
 t.test('with idleMs: pending while a bound user keeps coming back, resolved once it stays away for the window', async t => {
   const { balancer, url } = await setup(t)
   const on = await usersOnEvery(url)
-  const jar = on.get('S2')!
+  const user = on.get('S2')!
   const reasons: string[] = []
   balancer.on('drained', (u, reason) => reasons.push(`${u.id}: ${reason}`))
   const idleMs = 400
@@ -68,12 +60,12 @@ t.test('with idleMs: pending while a bound user keeps coming back, resolved once
   for (let i = 0; i < 8; i++) {
     await delay(150)
     last = performance.now() // before the visit: the balancer sees it a little later
-    t.equal(await visit(jar, url), 'S2', 'the bound user stays on the draining upstream')
+    t.equal(await user.visit(url), 'S2', 'the bound user stays on the draining upstream')
   }
   t.notOk(state.done, 'not drained while the bound user keeps coming back')
-  const newcomer = new CookieJar()
-  for (let i = 0; i < 6; i++) t.not(await visit(new CookieJar(), url), 'S2', 'no new user lands there')
-  t.not(await visit(newcomer, url), 'S2')
+  const newcomer = new Browser()
+  for (let i = 0; i < 6; i++) t.not(await new Browser().visit(url), 'S2', 'no new user lands there')
+  t.not(await newcomer.visit(url), 'S2')
   await until(() => state.done, idleMs + 1000, 'the drain to complete')
   t.ok(state.at - last >= idleMs, `resolved ${Math.round(state.at - last)} ms after the bound user's last visit (window ${idleMs} ms)`)
   t.same(reasons, [`S2: nothing in flight, no bound user for ${idleMs} ms`])
@@ -95,9 +87,9 @@ t.test('with idleMs and nobody bound coming back: resolves after the window from
 t.test('with idleMs: requests in flight and open WebSockets still hold the drain', async t => {
   const { balancer, url } = await setup(t)
   const on = await usersOnEvery(url)
-  const jar = on.get('S3')!
-  const slow = request(`${url}/slow?ms=500`, { headers: { cookie: jar.header()! } })
-  const { ws } = await openWebSocket(`${url.replace('http', 'ws')}/ws`, { cookie: jar.header()! })
+  const user = on.get('S3')!
+  const slow = request(`${url}/slow?ms=500`, { headers: { cookie: user.jar.header()! } })
+  const { ws } = await openWebSocket(`${url.replace('http', 'ws')}/ws`, { cookie: user.jar.header()! })
   await delay(50)
   const state = track(balancer.drain('S3', { idleMs: 100 }))
   await delay(250)
@@ -153,8 +145,8 @@ t.test('invalid idle windows are refused with a stable code', async t => {
 t.test('undrain, then a WebSocket there closes: no drained event; a new drain completes both', async t => {
   const { balancer, url } = await setup(t)
   const on = await usersOnEvery(url)
-  const jar = on.get('S2')!
-  const { ws } = await openWebSocket(`${url.replace('http', 'ws')}/ws`, { cookie: jar.header()! })
+  const user = on.get('S2')!
+  const { ws } = await openWebSocket(`${url.replace('http', 'ws')}/ws`, { cookie: user.jar.header()! })
   const drained: string[] = []
   balancer.on('drained', (u) => drained.push(u.id))
   const first = track(balancer.drain('S2'))

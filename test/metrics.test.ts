@@ -7,7 +7,7 @@ import {
   type AffinityMetrics, type Balancer, type BalancerOptions, type BalancerStats,
 } from '@affinity/core'
 import { startCoreFront } from './helpers/core-front.js'
-import { CookieJar, request, until } from './helpers/http.js'
+import { Browser, request, until } from './helpers/http.js'
 import { Scrape, expectedFromStats } from './helpers/prometheus.js'
 import { deadUrl, startUpstreams, type TestUpstream } from './helpers/upstreams.js'
 
@@ -188,11 +188,8 @@ t.test('health checks, ejections, state, panic and bound users, as stats() says'
   const m = await createMetrics(b)
   t.teardown(() => m.close())
   for (let i = 0; i < 3; i++) {
-    const jar = new CookieJar()
-    for (let k = 0; k < 2; k++) {
-      const res = await request(`${url}/echo`, { headers: jar.header() === undefined ? {} : { cookie: jar.header()! } })
-      jar.store(res.headers['set-cookie'])
-    }
+    const user = new Browser()
+    for (let k = 0; k < 2; k++) await user.get(`${url}/echo`)
   }
   await until(() => b.stats().upstreams.every(u => u.health.passed >= 2), 5000, 'two passed checks each')
   let { s, stats } = await scrape(m, b)

@@ -173,6 +173,7 @@ t.test('failover under a cap: re-placed users avoid full upstreams and keep reas
   const clients = Array.from({ length: 30 }, (_, k) => new Client(k))
   for (const c of clients) visit(b, c)
   const onU0 = clients.filter(c => visit(b, c).upstream!.id === 'u0')
+  t.ok(onU0.length > 0, `users bound to u0 before it goes (${onU0.length})`)
   b.remove('u0')
   const moved = onU0.map(c => visit(b, c))
   t.ok(moved.every(ch => ch.reason === 'failover' && ch.upstream!.id !== 'u0'), 'every user of the removed upstream failed over')

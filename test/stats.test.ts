@@ -2,20 +2,12 @@ import diagnosticsChannel from 'node:diagnostics_channel'
 import t from 'tap'
 import { createBalancer, roundRobin, stickyCookie, stickyIp, consistentHash, type OutcomeKind, type PickMessage } from '@affinity/core'
 import { startCoreFront } from './helpers/core-front.js'
-import { CookieJar, request, until } from './helpers/http.js'
+import { Browser, request, until } from './helpers/http.js'
 import { deadUrl, startUpstreams } from './helpers/upstreams.js'
 
 /** balancer.stats(), onOutcome() and the 'affinity:pick' decision trace, over real sockets. */
 
 const SECRET = 'stats-test-secret-0123456789abcdef-0123456789'
-
-/** A browser-like visit: sends the jar's cookies, keeps what is set. */
-async function visit (jar: CookieJar, url: string): Promise<number> {
-  const cookie = jar.header()
-  const res = await request(url, { headers: cookie === undefined ? {} : { cookie } })
-  jar.store(res.headers['set-cookie'])
-  return res.status
-}
 
 t.test('stats(): outcomes by kind, picks by reason, state changes', async t => {
   const ups = await startUpstreams(2)
@@ -32,7 +24,6 @@ t.test('stats(): outcomes by kind, picks by reason, state changes', async t => {
   for (let i = 0; i < 6; i++) t.equal((await request(`${front.url}/echo`)).status, 200)
   t.equal((await request(`${front.url}/status?code=404`)).status, 404)
   t.equal((await request(`${front.url}/status?code=503`)).status, 503)
-  ups[0]!.failStatus = undefined
   const before = balancer.stats()
   const byId = new Map(before.upstreams.map(u => [u.id, u]))
   // Round robin over A, B, C: every visit to C is refused and fails over (connect_error).
@@ -103,11 +94,11 @@ t.test('stats(): bound users for stickyCookie and stickyIp', async t => {
   const balancer = createBalancer({ upstreams: ups.map(u => ({ url: u.url, id: u.name })), strategy: stickyCookie({ secret: SECRET }) })
   const front = await startCoreFront(balancer)
   t.teardown(async () => { await front.close(); await balancer.close(); await Promise.all(ups.map(u => u.close())) })
-  const jars = Array.from({ length: 12 }, () => new CookieJar())
-  for (const jar of jars) await visit(jar, `${front.url}/echo`)
+  const users = Array.from({ length: 12 }, () => new Browser())
+  for (const user of users) await user.get(`${front.url}/echo`)
   let s = balancer.stats()
   t.equal(s.upstreams.reduce((n, u) => n + u.boundUsers!, 0), 12, 'twelve users bound after their first visit')
-  for (const jar of jars) await visit(jar, `${front.url}/echo`)
+  for (const user of users) await user.get(`${front.url}/echo`)
   s = balancer.stats()
   t.equal(s.upstreams.reduce((n, u) => n + u.boundUsers!, 0), 12, 'returning users are not counted twice')
   t.equal(s.picks.assigned, 12)
@@ -168,9 +159,9 @@ t.test("decision trace on 'affinity:pick': reason and a keyed digest, never the 
   await request(`${front.url}/echo`, { headers: { 'x-user': 'alex@example.com' } })
   await request(`${front.url}/echo`, { headers: { 'x-user': 'sam@example.com' } })
   await request(`${front.url}/echo`)
-  const jar = new CookieJar()
-  await visit(jar, `${cookieFront.url}/echo`)
-  await visit(jar, `${cookieFront.url}/echo`)
+  const user = new Browser()
+  await user.get(`${cookieFront.url}/echo`)
+  await user.get(`${cookieFront.url}/echo`)
   diagnosticsChannel.unsubscribe('affinity:pick', listener)
   await request(`${front.url}/echo`, { headers: { 'x-user': 'alex@example.com' } })
 
@@ -187,7 +178,7 @@ t.test("decision trace on 'affinity:pick': reason and a keyed digest, never the 
   t.match(c2!.key, /^[0-9a-f]{16}$/)
   const raw = JSON.stringify(messages)
   t.notOk(raw.includes('alex'), 'no user id in any message')
-  t.notOk(raw.includes(jar.cookies.get('affinity')!), 'no cookie value in any message')
+  t.notOk(raw.includes(user.cookie()!), 'no cookie value in any message')
 })
 
 t.test('the trace names a failover re-pick as a second attempt', async t => {

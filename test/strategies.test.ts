@@ -465,7 +465,8 @@ function runConformance (t: Test, e: Entry): void {
       if (step.label === 'drain b') {
         t.match(change, { upstream: 'b', from: 'up', to: 'draining' }, 'the event names the change')
         // preview() describes membership changes only: a drain's moves come with its event.
-        t.same(predicted, { known: predicted.known, total: predicted.total, moved: 0, flows: [] }, 'previewing no change moves nobody')
+        t.equal(predicted.moved, 0, 'previewing no change moves nobody')
+        t.same(predicted.flows, [], 'and has no flows')
       } else {
         t.same(reported, predicted, `${step.label}: the event reports what preview predicted`)
       }

@@ -370,7 +370,9 @@ async function holds<Ts extends [unknown, ...unknown[]]> (t: Test, name: string,
   const r = await fc.check(prop, { numRuns: runs(numRuns), seed: SEED, interruptAfterTimeLimit: 40_000 })
   const took = Date.now() - started
   t.ok(!r.failed, `${name} (${r.numRuns} runs, ${took} ms)`, r.failed ? { diagnostic: true, error: String((r.errorInstance as Error | undefined)?.message ?? r.errorInstance), report: fc.defaultReportMessage(r) } : {})
-  if (r.interrupted) t.comment(`${name}: interrupted by the time limit after ${r.numRuns} runs`)
+  // A slow machine may stop the property at the time limit; it must still have tried
+  // a fair share of its cases, or it proved little.
+  if (r.interrupted) t.ok(r.numRuns >= Math.ceil(runs(numRuns) / 4), `${name}: interrupted by the time limit after ${r.numRuns} of ${runs(numRuns)} runs`)
 }
 
 // ---------------------------------------------------------------------------
@@ -519,7 +521,10 @@ export function runHostile (t: Test, h: AdapterHarness): void {
       const sent = `GET /api/echo/${token()} HTTP/1.1\r\nHost: x\r\nCookie: ${COOKIE}=${valid}; big=${'b'.repeat(n)}\r\nConnection: close\r\n\r\n`
       const ex = await exchange(fx.port, sent, { timeoutMs: 3000 })
       checkAnswers(fx, ex, sent)
-      t.ok(ex.answers.every(a => a.status < 500), `a ${n}-byte cookie: ${ex.answers.map(a => a.status).join(',') || (ex.closed ? 'closed' : 'no answer')}`)
+      const got = ex.answers.map(a => a.status).join(',') || (ex.closed ? 'closed' : 'no answer')
+      // Below the limit: served. Above it: Node's 431, or the connection closed; never a hang or a 5xx.
+      if (n < HEADER_LIMIT) t.same(ex.answers.map(a => a.status), [200], `a ${n}-byte cookie is served: ${got}`)
+      else t.ok(ex.answers.length > 0 ? ex.answers.every(a => a.status === 431) : ex.closed, `a ${n}-byte cookie: 431 or closed (${got})`)
     }
     await settle(fx)
     checkBooks(fx)
@@ -647,10 +652,11 @@ export function runHostile (t: Test, h: AdapterHarness): void {
       // (round robin), so only the former must repeat.
       const key = q === undefined ? null : new URLSearchParams(`&${q}`).get('uid') // ('&': a leading '?' is a name here, not stripped)
       if (key !== null && key !== '') {
-        const repeat = await exchange(fx.port, `GET /api/echo/${token()}?${q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
-        if (repeat.answers[0]?.status === 200) {
-          expect(header(repeat.answers[0], 'x-served-by') === header(a, 'x-served-by'), 'the same query key lands on the same upstream', { first: summary(ex), repeat: summary(repeat) })
-        }
+        const again = `GET /api/echo/${token()}?${q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`
+        const repeat = await exchange(fx.port, again)
+        checkAnswers(fx, repeat, again)
+        expect(repeat.answers[0]?.status === 200, 'the repeat is served as the first was', { first: summary(ex), repeat: summary(repeat) })
+        expect(header(repeat.answers[0]!, 'x-served-by') === header(a, 'x-served-by'), 'the same query key lands on the same upstream', { first: summary(ex), repeat: summary(repeat) })
       }
     }), 120)
     await settle(fx)

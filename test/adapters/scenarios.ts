@@ -15,7 +15,7 @@ import { Counter, Registry } from 'prom-client'
 import type { AdapterHarness, Started } from './harness.js'
 import { STATUS_PAGE_SCENARIOS } from './status-page.js'
 import { checkHopByHop, checkUntrustedForwarded } from '../helpers/forwarded-headers.js'
-import { CookieJar, openWebSocket, nextMessage, request, until, type RawResponse } from '../helpers/http.js'
+import { Browser, CookieJar, openWebSocket, nextMessage, request, until, type RawResponse } from '../helpers/http.js'
 import { Scrape, expectedFromStats } from '../helpers/prometheus.js'
 import { deadUrl, pattern, patternSha, startUpstream, startUpstreams, type TestUpstream } from '../helpers/upstreams.js'
 
@@ -90,30 +90,7 @@ export function cookieValue (line: string): string {
   return pair.slice(pair.indexOf('=') + 1)
 }
 
-/** A browser: keeps its cookies, sends them back, remembers what the last answer set. */
-export class Browser {
-  readonly jar = new CookieJar()
-  last: RawResponse | undefined
-
-  async get (url: string, headers: http.OutgoingHttpHeaders = {}): Promise<RawResponse> {
-    const cookie = this.jar.header()
-    const res = await request(url, { headers: cookie === undefined ? headers : { ...headers, cookie } })
-    this.jar.store(res.headers['set-cookie'])
-    this.last = res
-    return res
-  }
-
-  /** GET base/echo and return which upstream answered. */
-  async visit (base: string, headers: http.OutgoingHttpHeaders = {}): Promise<string> {
-    const res = await this.get(`${base}/echo`, headers)
-    if (res.status !== 200) throw new Error(`status ${res.status}: ${res.body.toString()}`)
-    return res.json().name
-  }
-
-  cookie (name = 'affinity'): string | undefined {
-    return this.jar.cookies.get(name)
-  }
-}
+export { Browser }
 
 /** Which upstream answers GET base/echo with these headers. */
 export async function whoServes (base: string, headers: http.OutgoingHttpHeaders = {}, a?: http.Agent): Promise<string> {
@@ -425,8 +402,6 @@ export const SCENARIOS: Scenario[] = [
       await until(() => b.list().find(u => u.id === targetId)!.inFlight === 1, 2000, 'slow request in flight')
       let drained = false
       const drain = b.drain(targetId).then(() => { drained = true })
-      await Promise.resolve()
-      t.notOk(drained, 'drain() pending while a request is in flight')
       t.equal(b.list().find(u => u.id === targetId)!.state, 'draining')
       for (const u of bound) t.equal(await u.visit(app.base), target, 'a bound user stays while draining')
       t.notOk(drained, 'not drained while a request is in flight')

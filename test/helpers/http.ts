@@ -49,6 +49,31 @@ export class CookieJar {
   }
 }
 
+/** A browser: keeps its cookies, sends them back, remembers what the last answer set. */
+export class Browser {
+  readonly jar = new CookieJar()
+  last: RawResponse | undefined
+
+  async get (url: string, headers: http.OutgoingHttpHeaders = {}): Promise<RawResponse> {
+    const cookie = this.jar.header()
+    const res = await request(url, { headers: cookie === undefined ? headers : { ...headers, cookie } })
+    this.jar.store(res.headers['set-cookie'])
+    this.last = res
+    return res
+  }
+
+  /** GET base/echo and return which upstream answered. */
+  async visit (base: string, headers: http.OutgoingHttpHeaders = {}): Promise<string> {
+    const res = await this.get(`${base}/echo`, headers)
+    if (res.status !== 200) throw new Error(`status ${res.status}: ${res.body.toString()}`)
+    return res.json().name
+  }
+
+  cookie (name = 'affinity'): string | undefined {
+    return this.jar.cookies.get(name)
+  }
+}
+
 /** Opens a WebSocket and resolves with it and its first message (the upstream's greeting). */
 export function openWebSocket (url: string, headers: Record<string, string> = {}, protocols?: string[]): Promise<{ ws: WebSocket, hello: any, upgradeHeaders: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
 import { createBalancer, stickyCookie, type Balancer, type BalancerOptions, type BalancerStats, type StatusUpstream } from '@affinity/core'
-import { CookieJar, request } from './http.js'
+import { Browser } from './http.js'
 import { startUpstreams, type TestUpstream } from './upstreams.js'
 
 /** Shared by the status page scenarios (both adapters) and the browser test. */
@@ -33,16 +33,10 @@ export async function stickyTrio (t: Test, ids?: readonly string[], extra: Parti
  * Returns when every response has arrived: nothing is in flight afterwards.
  */
 export async function stickyTraffic (base: string, balancer: Balancer, drain: string, users = 6, visits = 3): Promise<void> {
-  const visit = async (jar: CookieJar): Promise<void> => {
-    const cookie = jar.header()
-    const res = await request(`${base}/echo`, { headers: cookie === undefined ? {} : { cookie } })
-    if (res.status !== 200) throw new Error(`status ${res.status}: ${res.body.toString()}`)
-    jar.store(res.headers['set-cookie'])
-  }
-  const jars = Array.from({ length: users }, () => new CookieJar())
-  for (let i = 0; i < visits; i++) for (const jar of jars) await visit(jar)
+  const browsers = Array.from({ length: users }, () => new Browser())
+  for (let i = 0; i < visits; i++) for (const user of browsers) await user.visit(base)
   void balancer.drain(drain)
-  for (let i = 0; i < 3; i++) await visit(new CookieJar())
+  for (let i = 0; i < 3; i++) await new Browser().visit(base)
 }
 
 /** stats().upstreams as the status page's JSON view carries them: no URL unless shown, null for no bound count. */

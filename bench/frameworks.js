@@ -5,11 +5,14 @@
 // from here with the proxy benchmark's settings (50 connections, keep-alive). It answers
 // the question the proxy benchmark raises: how much of Affinity Express's cost per
 // request is Express's own, and how much the adapter's.
-// Usage: node bench/frameworks.js [--rounds 3] [--duration 3] [--json]   (build first: npm run bench:frameworks)
+// Usage: node bench/frameworks.js [--rounds 5] [--duration 3] [--json]   (build first: npm run bench:frameworks)
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { parseArgs } from './args.js'
+import { machine, machineLines } from './machine.js'
+import { median } from './numbers.js'
 
 const SELF = fileURLToPath(import.meta.url)
 const APPS = ['node:http', 'fastify', 'express', 'node:http+core', 'express+core']
@@ -60,10 +63,6 @@ async function serve (which, origins) {
   process.on('disconnect', () => process.exit(0))
 }
 
-function arg (name, fallback) {
-  const i = process.argv.indexOf(name)
-  return i === -1 ? fallback : Number(process.argv[i + 1])
-}
 
 if (process.argv[2] === '--serve') {
   await serve(process.argv[3], JSON.parse(process.argv[4]))
@@ -74,8 +73,13 @@ if (process.argv[2] === '--serve') {
     s.listen(0, '127.0.0.1', () => resolve(s))
   })))
   const origins = JSON.stringify(upstreams.map(s => `http://127.0.0.1:${s.address().port}`))
-  const rounds = arg('--rounds', 3)
-  const duration = arg('--duration', 3)
+  const { rounds, duration, json } = parseArgs(process.argv.slice(2), {
+    script: 'bench/frameworks.js',
+    defaults: { rounds: 5, duration: 3, json: false },
+    flags: { '--json': o => { o.json = true } },
+    values: { '--rounds': (o, v) => { o.rounds = Number(v) }, '--duration': (o, v) => { o.duration = Number(v) } },
+    help: 'node bench/frameworks.js [--rounds 5] [--duration 3] [--json]   (build first, or npm run bench:frameworks)',
+  })
   const results = Object.fromEntries(APPS.map(a => [a, []]))
   // Interleaved rounds, so a slow spell of the machine hits every app alike.
   for (let r = 0; r < rounds; r++) {
@@ -90,11 +94,11 @@ if (process.argv[2] === '--serve') {
       await once(child, 'exit')
     }
   }
-  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
   const rows = APPS.map(app => ({ app, rps: Math.round(median(results[app])), rounds: results[app].map(Math.round) }))
-  if (process.argv.includes('--json')) {
+  if (json) {
     process.stdout.write(JSON.stringify({ node: process.version, rounds, duration, rows }, null, 2) + '\n')
   } else {
+    for (const line of machineLines(machine(), `node bench/frameworks.js ${process.argv.slice(2).join(' ')}`.trim(), 9)) console.log(line)
     console.log(`Hello world, then the core forwarder alone (req/s, median of ${rounds} interleaved rounds of ${duration} s, 50 connections)`)
     for (const r of rows) console.log(`${r.app.padEnd(14)} ${String(r.rps).padStart(7)}   rounds ${r.rounds.join(', ')}`)
     const by = Object.fromEntries(rows.map(r => [r.app, r.rps]))

@@ -27,7 +27,8 @@ import { Maglev } from '../packages/core/dist/hashing/maglev.js'
 import { Ring } from '../packages/core/dist/hashing/ring.js'
 import { resolveEligible } from '../packages/core/dist/hashing/table.js'
 import { DEFAULT_MAGLEV_SIZE, DEFAULT_VNODES } from '../packages/core/dist/strategies/consistent-hash.js'
-import { mulberry32 } from '../packages/core/dist/simulate/prng.js'
+import { hex8, mulberry32 } from '../packages/core/dist/simulate/prng.js'
+import { median, round } from './numbers.js'
 import { die as dieWith, list, parseArgs as parseWith } from './args.js'
 import { machine as describeMachine, machineLines } from './machine.js'
 
@@ -68,7 +69,6 @@ const die = (msg) => dieWith('bench/strategies.js', msg)
 
 /** mulberry32 (the simulator's): a small seeded PRNG, so every run draws the same keys. */
 const prng = mulberry32
-const hex8 = (x) => x.toString(16).padStart(8, '0')
 /**
  * A flat (sequential) copy of a string, as Node's HTTP parser and socket hand them
  * over: concatenation makes rope (cons) strings, which make charCodeAt-heavy code
@@ -92,13 +92,11 @@ function upstreamIds (s, n, first = 1) {
 const byId = (a, b) => (a < b ? -1 : a > b ? 1 : 0)
 const ones = (n) => new Array(n).fill(1)
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
 const maxOf = (xs) => xs.reduce((m, x) => (x > m ? x : m), -Infinity)
 const minOf = (xs) => xs.reduce((m, x) => (x < m ? x : m), Infinity)
 const maxOverMean = (counts) => { let s = 0; for (const c of counts) s += c; return maxOf(counts) / (s / counts.length) }
 const nowNs = () => process.hrtime.bigint()
 const msSince = (t0) => Number(process.hrtime.bigint() - t0) / 1e6
-const round = (x, d) => (x === undefined || x === null || Number.isNaN(x) ? x : Number(x.toFixed(d)))
 
 const progress = (msg) => process.stderr.write(`  … ${msg}\n`)
 

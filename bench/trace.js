@@ -13,13 +13,15 @@
 import { fork } from 'node:child_process'
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from './args.js'
+import { machine, machineLines } from './machine.js'
+import { median } from './numbers.js'
 
 const SELF = fileURLToPath(import.meta.url)
 const CASES = ['none', 'unsubscribed', 'subscribed', 'guard']
 const ROUNDS = 7
 const USERS = 10_000
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1] }
 
 async function runCase (name) {
   const { createBalancer, consistentHash } = await import('@affinity/core')
@@ -61,7 +63,12 @@ if (process.argv[2] === '--case') {
   process.send(r)
   process.disconnect()
 } else {
-  const json = process.argv.includes('--json')
+  const { json } = parseArgs(process.argv.slice(2), {
+    script: 'bench/trace.js',
+    defaults: { json: false },
+    flags: { '--json': o => { o.json = true } },
+    help: 'node bench/trace.js [--json]   (build first, or npm run bench:trace)',
+  })
   const results = []
   for (const name of CASES) {
     const child = fork(SELF, ['--case', name])
@@ -73,6 +80,7 @@ if (process.argv[2] === '--case') {
     process.stdout.write(JSON.stringify({ node: process.version, results }, null, 2) + '\n')
   } else {
     const line = (label, v, note = '') => `${label.padEnd(44)}${v.toFixed(2).padStart(9)} ns${note}`
+    for (const line of machineLines(machine(), `node bench/trace.js ${process.argv.slice(2).join(' ')}`.trim(), 9)) console.log(line)
     console.log('Decision trace cost: ns per balancer.choose(), consistentHash ring, 10 upstreams, 10,000 users; median of 7 rounds')
     console.log(line('choose(), nobody subscribed (default)', by.none))
     console.log(line('choose(), after a subscriber left', by.unsubscribed, `  (${(by.unsubscribed - by.none >= 0 ? '+' : '')}${(by.unsubscribed - by.none).toFixed(2)} ns vs default)`))

@@ -1,6 +1,6 @@
 // Comparisons between targets: ratios of their figures, and the checks against the targets
 // Affinity sets itself (figures are printed, never asserted: a missed target is reported).
-import { median, round } from './numbers.js'
+import { median, round } from '../numbers.js'
 
 /**
  * a ÷ b for one figure: with paired (interleaved) rounds, the median of the per-round ratios

@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
-import { round } from './numbers.js'
+import { round } from '../numbers.js'
 
 export const OTHERS_LIMIT = 0.1 // cores used by other processes during a round before it is flagged
 const CLK_TCK = 100 // USER_HZ: /proc times are in 1/100 s on Linux

@@ -2,7 +2,7 @@
 // autocannon rounds, interleaved or one target at a time; per-target medians at the end.
 import { checkAndPrime } from './check.js'
 import { cpuBetween, cpuSnapshot, OTHERS_LIMIT } from './cpu.js'
-import { median, percentile, round } from './numbers.js'
+import { median, percentile, round } from '../numbers.js'
 import { isInterrupted, startNginx, startNodeProxy } from './processes.js'
 import { STRATEGIES, TARGETS } from './targets.js'
 import { HOST, PATH, UPSTREAM_NAMES } from './upstreams.js'

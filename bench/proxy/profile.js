@@ -3,7 +3,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { round } from './numbers.js'
+import { round } from '../numbers.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)) // the repository, with a trailing slash
 

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { AffinityError, memoryStickStore, type StickStore } from '@affinity/core'
+import { AffinityError, memoryStickStore, type StickStore, type StickStoreStats } from '@affinity/core'
 import type { Cluster, Redis } from 'ioredis'
 import { DEGRADED_WARNING_CODE, RedisStoreError } from './errors.js'
 
@@ -24,18 +24,8 @@ export interface RedisStoreOptions {
   probeIntervalMs?: number
 }
 
-export interface RedisStoreStats {
-  /** Answering from the in-memory fallback now. */
-  degraded: boolean
-  /** Outages so far: each one is a switch from Redis to the fallback. */
-  outages: number
-  /** Reads answered by the fallback because Redis was unavailable. */
-  fallbackReads: number
-  /** Commands that failed (an error, or a client that was not ready). */
-  errors: number
-  /** Commands that got no answer within `timeoutMs`. */
-  timeouts: number
-}
+/** What the store reports (core's StickStoreStats: balancer.stats().store and the metrics read it). */
+export type RedisStoreStats = StickStoreStats
 
 export type RedisStoreEvent = 'degraded' | 'recovered'
 

@@ -141,7 +141,7 @@ class StickyCookie implements Strategy {
         if (u !== undefined) {
           if (this.#members!.keeps(u) && !choice.avoids(u)) {
             choice.reason = 'sticky'
-            if (token.secret !== 0 || this.#dueForRenewal(token.expires)) {
+            if (token.secret !== 0 || this.#dueForRenewal(token.expires, now)) {
               // Counted once, under its renewed cookie.
               this.#recent.forget(token)
               choice.setCookie = this.#setCookie(u, req)
@@ -214,9 +214,9 @@ class StickyCookie implements Strategy {
    * never lose their server. A session token (no expiry inside) met while maxAge is
    * configured is re-issued with one, so it becomes subject to the expiry check.
    */
-  #dueForRenewal (expires: number): boolean {
+  #dueForRenewal (expires: number, now: number): boolean {
     if (this.#maxAge === undefined) return false
-    return expires === 0 || (expires * 1000 - Date.now()) < this.#maxAge * 500
+    return expires === 0 || (expires * 1000 - now) < this.#maxAge * 500
   }
 
   #setCookie (u: Upstream, req: RouteRequest): string {

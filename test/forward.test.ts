@@ -294,3 +294,19 @@ t.test('only WebSocket upgrades are tunnelled: h2c and other protocols get a 400
   ws.close()
   t.pass('a WebSocket upgrade still works')
 })
+
+t.test('a WebSocket upgrade with any method but GET is refused with 400 (RFC 6455 §4.1), reaching no upstream', async t => {
+  const { front, ups } = await setup(t, 1)
+  const { port } = new URL(front.url)
+  const answer = await new Promise<string>((resolve, reject) => {
+    const s = net.connect(Number(port), '127.0.0.1', () => {
+      s.write('POST /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 4\r\n\r\nabcd')
+    })
+    let got = ''
+    s.on('data', (c) => { got += c.toString('latin1') })
+    s.on('close', () => resolve(got))
+    s.on('error', reject)
+  })
+  t.match(answer, /^HTTP\/1\.1 400 /)
+  t.equal(ups[0]!.seen.length, 0, 'nothing reached the upstream')
+})

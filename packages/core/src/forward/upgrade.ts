@@ -34,7 +34,10 @@ function isWebSocket (value: string | undefined): boolean {
  */
 export function forwardUpgrade (ctx: ForwardContext, choice: Choice, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): void {
   socket.on('error', noop)
-  if (!isWebSocket(req.headers.upgrade)) {
+  // Only WebSocket is tunnelled, and only as RFC 6455 §4.1 opens it: "The method of
+  // the request MUST be GET". A POST + Upgrade would reach the upstream without its
+  // body (Node hands those bytes over as `head`, sent after the 101).
+  if (!isWebSocket(req.headers.upgrade) || req.method !== 'GET') {
     writeSocketError(socket, 400)
     return
   }
@@ -42,7 +45,7 @@ export function forwardUpgrade (ctx: ForwardContext, choice: Choice, req: Incomi
     writeSocketError(socket, 503, ctx.retryAfter())
     return
   }
-  new Tunnel(ctx, choice, req, socket, head, path, 'websocket').attempt(choice.upstream)
+  new Tunnel(ctx, choice, req, socket, head, path).attempt(choice.upstream)
 }
 
 function noop (): void {}
@@ -60,7 +63,6 @@ class Tunnel {
     readonly socket: Duplex,
     readonly head: Buffer,
     readonly path: string,
-    readonly upgrade: string,
   ) {
     this.headers = upstreamRequestHeaders(req, choice.request)
     socket.once('close', () => {
@@ -124,11 +126,9 @@ class Tunnel {
     }
     u.pool.dispatch({
       path: u.basePath + this.path,
-      // The client's own method: a POST + Upgrade must not reach the upstream as a
-      // GET (a WebSocket server then accepts a handshake the client never made validly).
-      method: (this.req.method ?? 'GET') as Dispatcher.HttpMethod,
+      method: 'GET',
       headers: this.headers,
-      upgrade: this.upgrade,
+      upgrade: 'websocket',
       headersTimeout: this.ctx.timeoutMs,
     }, handler)
   }
@@ -145,7 +145,7 @@ class Tunnel {
       upstream.destroy()
       return
     }
-    const protocol = String(headers.upgrade ?? this.upgrade)
+    const protocol = String(headers.upgrade ?? 'websocket')
     stripResponseHeaders(headers)
     client.write(head(statusCode, STATUS_CODES[statusCode] ?? '', headers, this.choice.setCookie, protocol))
     if (this.head.length > 0) upstream.write(this.head)

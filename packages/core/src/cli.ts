@@ -18,6 +18,7 @@ import {
 } from './simulate/options.js'
 import { simulate, type ScenarioResult, type SimulationResult } from './simulate/simulation.js'
 import { STRATEGY_NAMES, strategyName, type HashSettings } from './simulate/strategy.js'
+import { percent, ratio, thousands } from './format.js'
 
 export interface CliIo {
   out (text: string): void
@@ -224,9 +225,6 @@ function isParseArgsError (err: unknown): boolean {
 
 // ───────────────────────────── the report ─────────────────────────────
 
-const thousands = (n: number): string => n.toLocaleString('en-US')
-const percent = (x: number): string => `${(x * 100).toFixed(2)}%`
-const ratio = (x: number): string => x.toFixed(3)
 /** Past this many upstreams the movement matrix is summarised as its largest flows. */
 const MATRIX_MAX = 12
 

@@ -2,14 +2,13 @@ import { barChart, type BarGroup } from './bar-chart.js'
 import { heatmap } from './heatmap.js'
 import type { SimulationResult } from './simulation.js'
 import { AFTER, BEFORE, FONT, INK, MUTED, num, text, thousands } from './svg.js'
+import { percent, ratio } from '../format.js'
 
 const WIDTH = 980
 const MARGIN = 24
 const HEADER = 86
 const PANEL = 434
 
-const percent = (x: number): string => `${(x * 100).toFixed(2)}%`
-const ratio = (x: number): string => x.toFixed(3)
 
 /**
  * The simulation as one self-contained SVG document (no scripts, fonts, styles or

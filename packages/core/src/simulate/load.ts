@@ -1,3 +1,4 @@
+import { round6 } from '../format.js'
 /** How many users (or requests) one upstream got, against its fair share. */
 export interface UpstreamLoad {
   id: string
@@ -21,7 +22,6 @@ export interface LoadSummary {
   minOverMean: number
 }
 
-const round6 = (x: number): number => Math.round(x * 1e6) / 1e6
 
 /**
  * Load per upstream from a placement: `placement[i]` is the index in `ids` of the

@@ -1,3 +1,4 @@
+import { round6 } from '../format.js'
 /** Who went where when membership changed: a from → to count matrix and its totals. */
 export interface Movement {
   /** Row labels: the upstreams before the change. */
@@ -25,7 +26,6 @@ export interface Movement {
   unplaced: number
 }
 
-const round6 = (x: number): number => Math.round(x * 1e6) / 1e6
 
 /**
  * `before[i]` / `after[i]`: the index in `ids` of entry i's upstream, or -1.

@@ -1,5 +1,6 @@
 import type { Choice, RouteRequest } from '../index.js'
 import { hex8, mulberry32 } from './prng.js'
+import { thousands } from '../format.js'
 
 /** The header that carries the user id for consistentHash (`key: { header: 'x-user' }`). */
 export const USER_HEADER = 'x-user'
@@ -27,8 +28,6 @@ export interface Session {
   /** What entry `i` keeps from the answer (a browser stores the balancer's Set-Cookie). */
   accept (i: number, choice: Choice): void
 }
-
-const count = (n: number): string => n.toLocaleString('en-US')
 
 /** K distinct user ids ("u-" and 12 hex digits), drawn from the seeded PRNG. */
 export function userKeys (size: number, seed: number): string[] {
@@ -66,7 +65,7 @@ export function headerUsers (size: number, seed: number): Population {
   return {
     unit: 'users',
     size,
-    description: `${count(size)} users, each a distinct ${USER_HEADER} header value`,
+    description: `${thousands(size)} users, each a distinct ${USER_HEADER} header value`,
     session: () => ({
       request: (i) => ({ method: 'GET', url: '/', headers: { [USER_HEADER]: keys[i]! }, ip: undefined, cookies: {} }),
       accept: ignore,
@@ -80,7 +79,7 @@ export function ipClients (size: number, seed: number): Population {
   return {
     unit: 'users',
     size,
-    description: `${count(size)} users, each a distinct random IPv4 client address`,
+    description: `${thousands(size)} users, each a distinct random IPv4 client address`,
     session: () => ({
       request: (i) => ({ method: 'GET', url: '/', headers: {}, ip: ips[i]!, cookies: {} }),
       accept: ignore,
@@ -93,7 +92,7 @@ export function cookieUsers (size: number): Population {
   return {
     unit: 'users',
     size,
-    description: `${count(size)} users, each keeping the cookie it was issued (a browser's cookie jar)`,
+    description: `${thousands(size)} users, each keeping the cookie it was issued (a browser's cookie jar)`,
     session: () => {
       const jar: Array<string | undefined> = new Array(size)
       return {
@@ -115,7 +114,7 @@ export function sequentialRequests (size: number): Population {
   return {
     unit: 'requests',
     size,
-    description: `${count(size)} sequential requests`,
+    description: `${thousands(size)} sequential requests`,
     session: () => ({
       request: () => ({ method: 'GET', url: '/', headers: {}, ip: undefined, cookies: {} }),
       accept: ignore,

@@ -4,6 +4,7 @@ import {
 } from '../index.js'
 import { DEFAULT_MAGLEV_SIZE, DEFAULT_VNODES } from '../strategies/consistent-hash.js'
 import { cookieUsers, headerUsers, ipClients, sequentialRequests, USER_HEADER, type Population } from './population.js'
+import { thousands } from '../format.js'
 
 export const STRATEGY_NAMES = ['roundRobin', 'leastConnections', 'stickyCookie', 'stickyIp', 'consistentHash', 'ipHash'] as const
 export type StrategyName = typeof STRATEGY_NAMES[number]
@@ -57,7 +58,6 @@ export function populationFor (name: StrategyName, size: number, seed: number): 
   }
 }
 
-const thousands = (n: number): string => n.toLocaleString('en-US')
 
 /** One line naming the strategy and the options that shape placement. */
 export function describeStrategy (name: StrategyName, hash: HashSettings): string {

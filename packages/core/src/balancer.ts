@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { Pool } from 'undici'
+import type { Pool } from 'undici'
 import { AffinityError, invalidOption } from './errors.js'
 import type { ForwardContext, Outcome } from './forward/context.js'
-import { forwardHttp, type ForwardOptions } from './forward/http.js'
+import { forwardHttp, type ClientRequest, type ForwardOptions } from './forward/http.js'
+import { createPool } from './forward/pool.js'
+import type { ClientResponse } from './forward/error-response.js'
 import { forwardUpgrade } from './forward/upgrade.js'
 import { ActiveHealth, activeConfig } from './health/active.js'
 import { PassiveHealth, passiveConfig } from './health/passive.js'
@@ -28,8 +30,14 @@ export interface BalancerOptions {
   passive?: PassiveOptions | false
   /** Other upstreams tried when a connection fails (default 1). */
   retries?: number
-  /** No response headers by then: 504 (default 60 s). Also the idle timeout between body chunks. */
+  /** No response head by then: 504 (default 60 s). */
   timeoutMs?: number
+  /**
+   * Longest silence between two response body chunks, like nginx's
+   * proxy_read_timeout (default: timeoutMs; 0: none). Past it the stream is cut,
+   * visibly to the client, and counted as `idle_timeout`, not against the upstream.
+   */
+  idleTimeoutMs?: number
   /** undici Pool options for each upstream (connections, keepAliveTimeout, connect: TLS options…). */
   pool?: Pool.Options
   /**
@@ -82,6 +90,7 @@ export class Balancer extends EventEmitter {
   readonly name: string | undefined
   readonly retries: number
   readonly timeoutMs: number
+  readonly idleTimeoutMs: number
   readonly #upstreams = new Map<string, Upstream>()
   readonly #totals = { load: 0 }
   readonly #poolOptions: Pool.Options
@@ -113,6 +122,8 @@ export class Balancer extends EventEmitter {
     if (!Number.isInteger(this.retries) || this.retries < 0) throw invalidOption('retries', 'expected a whole number ≥ 0')
     this.timeoutMs = opts.timeoutMs ?? 60_000
     if (!Number.isFinite(this.timeoutMs) || this.timeoutMs <= 0) throw invalidOption('timeoutMs', 'expected milliseconds > 0')
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? this.timeoutMs
+    if (!Number.isFinite(this.idleTimeoutMs) || this.idleTimeoutMs < 0) throw invalidOption('idleTimeoutMs', 'expected milliseconds ≥ 0 (0: no limit)')
     const strategy = opts.strategy ?? roundRobin()
     if (strategy === null || typeof strategy !== 'object' || typeof strategy.pick !== 'function' || typeof strategy.update !== 'function') {
       throw invalidOption('strategy', 'expected a strategy such as roundRobin() or stickyCookie({ secret })')
@@ -135,7 +146,7 @@ export class Balancer extends EventEmitter {
       seen.add(n.id)
     }
     for (const n of normalized) {
-      const u = new Upstream(n.url, n.id, n.weight, new Pool(new URL(n.url).origin, this.#poolOptions))
+      const u = new Upstream(n.url, n.id, n.weight, createPool(new URL(n.url).origin, this.#poolOptions))
       this.#upstreams.set(u.id, u)
       this.#states.set(u, 'up')
     }
@@ -159,6 +170,7 @@ export class Balancer extends EventEmitter {
     this.#ctx = {
       retries: this.retries,
       timeoutMs: this.timeoutMs,
+      idleTimeoutMs: this.idleTimeoutMs,
       get timing () { return observers() > 0 },
       repick: (choice) => {
         const r = this.strategy.pick(choice.request, choice)
@@ -185,7 +197,7 @@ export class Balancer extends EventEmitter {
     this.#assertOpen()
     const n = normalizeUpstream(input)
     if (this.#upstreams.has(n.id)) throw new AffinityError('AFFINITY_ERR_DUPLICATE_ID', n.id)
-    const u = new Upstream(n.url, n.id, n.weight, new Pool(new URL(n.url).origin, this.#poolOptions))
+    const u = new Upstream(n.url, n.id, n.weight, createPool(new URL(n.url).origin, this.#poolOptions))
     this.#upstreams.set(u.id, u)
     this.#states.set(u, 'up')
     const remap = this.#rebuild(this.#record(u, 'absent', 'up', 'added'))
@@ -274,7 +286,7 @@ export class Balancer extends EventEmitter {
         const n = normalizeUpstream(input)
         if (upstreams.has(n.id)) throw new AffinityError('AFFINITY_ERR_DUPLICATE_ID', n.id)
         // A would-be upstream: its pool is never used, and closed below.
-        const pool = new Pool(new URL(n.url).origin, this.#poolOptions)
+        const pool = createPool(new URL(n.url).origin, this.#poolOptions)
         pools.push(pool)
         upstreams.set(n.id, new Upstream(n.url, n.id, n.weight, pool))
       }
@@ -335,7 +347,7 @@ export class Balancer extends EventEmitter {
   }
 
   /** Forwards an HTTP request to the chosen upstream and streams the answer into `res`. */
-  forward (choice: Choice, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions): void {
+  forward (choice: Choice, req: ClientRequest, res: ClientResponse, opts: ForwardOptions): void {
     forwardHttp(this.#ctx, choice, req, res, opts)
   }
 

@@ -65,11 +65,16 @@ export interface PassiveOptions {
 
 /**
  * How one attempt at an upstream ended: the response's status class, a WebSocket
- * `upgrade`, or the failure (`connect_error`: never reached it; `timeout`: no
- * answer in timeoutMs; `reset`: the connection failed after the request reached
- * it; `aborted`: the client left first, so the upstream is not blamed).
+ * `upgrade`, or the failure. Charged to the upstream: `connect_error` (never
+ * reached it), `timeout` (no response head within timeoutMs), `reset` (the
+ * connection failed after the request reached it, before a complete answer).
+ * Never charged: `aborted` (the client left first), `idle_timeout` (the body went
+ * silent for idleTimeoutMs: the stream is cut), `invalid_request` (no valid
+ * upstream request could be built from what the client sent), `unrelayable` (an
+ * answer the proxy cannot pass on: an unsolicited 100 Continue, a head Node will
+ * not write).
  */
-export type OutcomeKind = '2xx' | '3xx' | '4xx' | '5xx' | 'upgrade' | 'connect_error' | 'timeout' | 'reset' | 'aborted'
+export type OutcomeKind = '2xx' | '3xx' | '4xx' | '5xx' | 'upgrade' | 'connect_error' | 'timeout' | 'reset' | 'aborted' | 'idle_timeout' | 'invalid_request' | 'unrelayable'
 
 /** One active health check, as kept in `UpstreamStats.health.recent`. */
 export interface HealthCheckRecord {

@@ -26,7 +26,7 @@ export class Upstream {
   failures = 0
   /** Attempts by outcome: a fixed-shape object, one increment per attempt. */
   readonly outcomes: Record<OutcomeKind, number> = {
-    '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, upgrade: 0, connect_error: 0, timeout: 0, reset: 0, aborted: 0,
+    '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, upgrade: 0, connect_error: 0, timeout: 0, reset: 0, aborted: 0, idle_timeout: 0, invalid_request: 0, unrelayable: 0,
   }
 
   /** Active checks: totals and the last RECENT_CHECKS, oldest first. */

@@ -141,7 +141,7 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
     socket.on('error', () => {})
     if (!routeUpgrade(app, req, socket, head)) {
       process.emitWarning('@affinity/express: lb.upgrade could not find the Express app; pass it as affinity({ app })', 'AffinityWarning')
-      writeSocketError(socket, 500)
+      writeSocketError(socket, 'misconfigured')
     }
   }
   middleware.metrics = (): MetricsHandler => {

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream'
+import { ClientGoneError } from './context.js'
 
 /**
  * Hands a client's request body to undici without handing over the client stream.
@@ -30,6 +31,8 @@ export class BodyRelay extends Readable {
       src.once('error', this.#onError)
       src.once('aborted', this.#onAborted)
       if (src.readableEnded) this.push(null)
+      // The client left before the upstream asked for its body: nothing will come.
+      else if (src.destroyed) this.#onAborted()
     }
     this.#source.resume()
   }
@@ -53,12 +56,13 @@ export class BodyRelay extends Readable {
     this.push(null)
   }
 
+  // Either way the client's body ended early: the client, not the upstream, stopped.
   #onError = (err: Error): void => {
-    this.destroy(err)
+    this.destroy(new ClientGoneError('the client request body failed', { cause: err }))
   }
 
   #onAborted = (): void => {
-    this.destroy(new Error('client aborted the request body'))
+    this.destroy(new ClientGoneError('client aborted the request body'))
   }
 
   #detach (): void {

@@ -1,35 +1,45 @@
 import type { ServerResponse } from 'node:http'
+import type { Http2ServerResponse } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import { STATUS_CODES } from 'node:http'
 
 /**
- * Errors the balancer answers itself, as JSON { statusCode, error, message }
+ * Every answer the balancer gives itself, as JSON { statusCode, error, message }
  * (the shape Fastify uses). Messages are fixed strings: never an upstream address,
  * never an internal error message.
  */
-export const MESSAGES = {
-  500: 'The proxy is misconfigured',
-  502: 'No upstream could be reached',
-  503: 'No upstream is available',
-  504: 'The upstream did not respond in time',
-  400: 'Bad request',
-} as const
+export const ANSWERS = {
+  misconfigured: [500, 'The proxy is misconfigured'],
+  unreachable: [502, 'No upstream could be reached'],
+  unexpected100: [502, 'The upstream sent an unsolicited 100 Continue, which the proxy cannot relay'],
+  badResponse: [502, 'The upstream sent a response head the proxy cannot relay'],
+  unavailable: [503, 'No upstream is available'],
+  timeout: [504, 'The upstream did not respond in time'],
+  badRequest: [400, 'Bad request'],
+} as const satisfies Record<string, readonly [number, string]>
 
-export type ErrorStatus = keyof typeof MESSAGES
+export type ErrorAnswer = keyof typeof ANSWERS
 
-export function errorBody (status: ErrorStatus): string {
-  return JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message: MESSAGES[status] })
+/** What an adapter or the forwarder may write to: an HTTP/1 or HTTP/2 (compatibility API) response. */
+export type ClientResponse = ServerResponse | Http2ServerResponse
+
+/** Bodies are built once: they never vary. */
+const BODIES = Object.fromEntries(Object.entries(ANSWERS).map(([name, [status, message]]) =>
+  [name, JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message })])) as Record<ErrorAnswer, string>
+
+export function errorBody (answer: ErrorAnswer): string {
+  return BODIES[answer]
 }
 
-export function sendError (res: ServerResponse, status: ErrorStatus, retryAfter?: number, extra?: Record<string, string | string[] | number | undefined>): void {
+export function sendError (res: ClientResponse, answer: ErrorAnswer, retryAfter?: number, extra?: Record<string, string | string[] | number | undefined>): void {
   if (res.headersSent) {
     // Part of an upstream response went out: cut the connection so the client sees
     // an incomplete message, never a truncated body passed off as complete.
     res.destroy()
     return
   }
-  if (res.destroyed || res.writableEnded) return
-  const body = errorBody(status)
+  if (isClosed(res)) return
+  const body = BODIES[answer]
   const headers: Record<string, string | string[] | number> = {}
   if (extra !== undefined) for (const name in extra) if (extra[name] !== undefined) headers[name.toLowerCase()] = extra[name]!
   Object.assign(headers, {
@@ -38,17 +48,25 @@ export function sendError (res: ServerResponse, status: ErrorStatus, retryAfter?
     'cache-control': 'no-store',
   })
   if (retryAfter !== undefined) headers['retry-after'] = retryAfter
-  res.writeHead(status, headers)
+  res.writeHead(ANSWERS[answer][0], headers)
   res.end(body)
 }
 
+/** Whether nothing more can be written: the client left or the answer was ended. */
+export function isClosed (res: ClientResponse): boolean {
+  if (res.writableEnded) return true
+  // An h2 compatibility response has no `destroyed` of its own: its stream's says it.
+  return 'stream' in res ? res.stream.destroyed : res.destroyed
+}
+
 /** The same answer on a raw socket, for upgrade requests that never became WebSockets. */
-export function writeSocketError (socket: Duplex, status: ErrorStatus, retryAfter?: number): void {
+export function writeSocketError (socket: Duplex, answer: ErrorAnswer, retryAfter?: number): void {
   if (socket.destroyed || !socket.writable) {
     socket.destroy()
     return
   }
-  const body = errorBody(status)
+  const body = BODIES[answer]
+  const status = ANSWERS[answer][0]
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
     'content-type: application/json; charset=utf-8\r\n' +

@@ -1,18 +1,24 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { ClientRequest } from './http.js'
 import type { RouteRequest } from '../types.js'
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, so a
- * proxy must not forward them. `proxy-*` is matched by prefix below; `host` is
- * replaced by the upstream's (as nginx's proxy_set_header Host $proxy_host);
- * `expect` is answered by Node itself (100-continue) and undici rejects it;
- * `http2-settings` belongs to h2c upgrades (RFC 7540 §3.2.1).
+ * proxy must not forward them; `proxy-*` is matched by prefix below;
+ * `http2-settings` belongs to h2c upgrades (RFC 7540 §3.2.1). `trailer`
+ * is listed for requests (undici sends no request trailers) and kept on responses
+ * whose trailers are relayed (see stripResponseHeaders).
  */
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-connection', 'http2-settings', 'host', 'expect',
-  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
+  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'http2-settings',
 ])
+
+/**
+ * Request headers the balancer sets itself rather than forwards: `host` is the
+ * upstream's (as nginx's proxy_set_header Host $proxy_host), `expect` is answered by
+ * Node itself (100-continue) and undici rejects it, X-Forwarded-* are rebuilt.
+ */
+const SET_BY_PROXY = new Set(['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
 
 /** Headers named in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
 export function connectionTokens (value: string | string[] | undefined): Set<string> | undefined {
@@ -32,6 +38,13 @@ function isHopByHop (name: string, listed: Set<string> | undefined): boolean {
     (name.indexOf('_') !== -1 && isDisguised(name))
 }
 
+/** A client header the upstream request does not carry. */
+function isDropped (name: string, listed: Set<string> | undefined): boolean {
+  // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme; RFC 9113 §8.3) belong
+  // to the client's h2 stream: the upstream request carries them in its request line.
+  return name.charCodeAt(0) === 58 /* : */ || SET_BY_PROXY.has(name) || isHopByHop(name, listed)
+}
+
 /**
  * A header whose name becomes a framing or hop-by-hop one once '_' reads as '-'
  * (Transfer_Encoding, Content_Length, X_Forwarded_For…): stacks that map '_' to '-'
@@ -41,7 +54,7 @@ function isHopByHop (name: string, listed: Set<string> | undefined): boolean {
  */
 function isDisguised (name: string): boolean {
   const dashed = name.replace(/_/g, '-')
-  return HOP_BY_HOP.has(dashed) || dashed.startsWith('proxy-') || dashed === 'content-length'
+  return HOP_BY_HOP.has(dashed) || SET_BY_PROXY.has(dashed) || dashed.startsWith('proxy-') || dashed === 'content-length'
 }
 
 /**
@@ -50,12 +63,12 @@ function isDisguised (name: string): boolean {
  * appended to whatever list came in), X-Forwarded-Proto and X-Forwarded-Host (set
  * from the framework's view, replacing anything the client sent).
  */
-export function upstreamRequestHeaders (req: IncomingMessage, route: RouteRequest): string[] {
+export function upstreamRequestHeaders (req: ClientRequest, route: RouteRequest): string[] {
   const headers = req.headers
   const listed = connectionTokens(headers.connection)
   const out: string[] = []
   for (const name in headers) {
-    if (isHopByHop(name, listed)) continue
+    if (isDropped(name, listed)) continue
     const value = headers[name]
     if (value === undefined) continue
     if (typeof value === 'string') out.push(name, value)
@@ -65,22 +78,27 @@ export function upstreamRequestHeaders (req: IncomingMessage, route: RouteReques
   const xff = headers['x-forwarded-for']
   out.push('x-forwarded-for', xff ? `${xff}, ${peer}` : peer)
   out.push('x-forwarded-proto', route.protocol === 'https' ? 'https' : 'http')
-  const host = route.host ?? headers.host
+  // An h2 client names the host in :authority, which plays Host's role (RFC 9113 §8.3.1).
+  const host = route.host ?? headers.host ?? (headers[':authority'] as string | undefined)
   if (host) out.push('x-forwarded-host', host)
   return out
 }
 
 /** The TCP peer, with an IPv4-mapped IPv6 address shown as IPv4. */
-function peerAddress (req: IncomingMessage): string {
+function peerAddress (req: ClientRequest): string {
   const a = req.socket?.remoteAddress ?? ''
   return a.startsWith('::ffff:') && a.indexOf('.') !== -1 ? a.slice(7) : a
 }
 
-/** Removes hop-by-hop headers from an upstream response, in place. */
-export function stripResponseHeaders (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): void {
+/**
+ * Removes hop-by-hop headers from an upstream response, in place. `keepTrailer`:
+ * the response's trailers will be relayed, so its `Trailer` header (which names
+ * them, RFC 9110 §6.6.2) goes on too.
+ */
+export function stripResponseHeaders (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, keepTrailer = false): void {
   const listed = connectionTokens(headers.connection)
   for (const name in headers) {
-    if (name === 'host' || name === 'expect' || name.startsWith('x-forwarded-')) continue
+    if (keepTrailer && name === 'trailer') continue
     if (isHopByHop(name, listed)) delete headers[name]
   }
 }

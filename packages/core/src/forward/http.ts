@@ -1,12 +1,17 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest } from 'node:http2'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { isPromise, type Choice } from '../strategies/strategy.js'
 import type { Upstream } from '../upstream.js'
 import { BodyRelay } from './body-relay.js'
-import { failureKind, IDEMPOTENT, isTimeout, statusKind, type ForwardContext, type Outcome } from './context.js'
-import { sendError } from './error-response.js'
+import { blame, ClientGoneError, IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
+import { isClosed, sendError, type ClientResponse } from './error-response.js'
 import { appendSetCookie, mergeHeaders, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { requestTarget } from './target.js'
+
+/** A client request as the adapters hand it over: HTTP/1.x, or HTTP/2 through node:http2's compatibility API. */
+export type ClientRequest = IncomingMessage | Http2ServerRequest
 
 export interface ForwardOptions {
   /** Path and query to request from the upstream, below the mount point. */
@@ -31,26 +36,34 @@ export interface ForwardOptions {
  * backpressure. Failover follows nginx's proxy_next_upstream: a request that never
  * reached an upstream is retried on another one for any method; one that reached
  * it is replayed only if idempotent and its body was not consumed; nothing is
- * retried once a response has started.
+ * retried once a response has started. Who is blamed for a failure: `blame`.
  */
-export function forwardHttp (ctx: ForwardContext, choice: Choice, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions): void {
+export function forwardHttp (ctx: ForwardContext, choice: Choice, req: ClientRequest, res: ClientResponse, opts: ForwardOptions): void {
   const te = req.headers['transfer-encoding']
   if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
     // Node decodes only chunked; any other transfer coding (gzip, chunked…) would
     // reach the upstream as an undecoded body under no Content-Encoding. RFC 9112 §6.1
     // suggests 501 for a coding the server does not understand; a client error (400)
     // is answered instead, so no hostile request makes the balancer answer a 5xx.
-    sendError(res, 400, undefined, opts.responseHeaders)
+    sendError(res, 'badRequest', undefined, opts.responseHeaders)
     return
   }
   if (choice.upstream === undefined) {
-    sendError(res, 503, ctx.retryAfter(), opts.responseHeaders)
+    sendError(res, 'unavailable', ctx.retryAfter(), opts.responseHeaders)
     return
   }
+  // The client left while the decision was made (an asynchronous stick store, the
+  // app's hooks): its 'close' has passed, so nothing would ever abort the attempt.
+  if (isClosed(res)) return
   new Exchange(ctx, choice, req, res, opts).attempt(choice.upstream)
 }
 
-function hasBody (headers: IncomingHttpHeaders): boolean {
+function hasBody (req: ClientRequest): boolean {
+  // HTTP/2 frames the body itself: a request without one ends with its HEADERS frame.
+  // (An HTTP/1 request line may claim "HTTP/2.0": only node:http2 requests have a stream.)
+  const stream = (req as Partial<Http2ServerRequest>).stream
+  if (stream !== undefined) return stream.endAfterHeaders !== true
+  const headers = req.headers
   const cl = headers['content-length']
   return headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0')
 }
@@ -59,7 +72,11 @@ function hasBody (headers: IncomingHttpHeaders): boolean {
 class Exchange {
   readonly ctx: ForwardContext
   readonly choice: Choice
-  readonly req: IncomingMessage
+  readonly req: ClientRequest
+  /**
+   * Typed as node:http's response: node:http2's compatibility response has every
+   * method used here (writeHead, write, flushHeaders, addTrailers, end, destroy).
+   */
   readonly res: ServerResponse
   readonly path: string
   readonly method: string
@@ -71,16 +88,16 @@ class Exchange {
   clientGone = false
   current: Attempt | undefined
 
-  constructor (ctx: ForwardContext, choice: Choice, req: IncomingMessage, res: ServerResponse, opts: ForwardOptions) {
+  constructor (ctx: ForwardContext, choice: Choice, req: ClientRequest, res: ClientResponse, opts: ForwardOptions) {
     this.ctx = ctx
     this.choice = choice
     this.req = req
-    this.res = res
-    this.path = opts.path
+    this.res = res as ServerResponse
+    this.path = requestTarget(opts.path)
     this.method = req.method ?? 'GET'
     this.extra = opts.responseHeaders
     this.headers = upstreamRequestHeaders(req, choice.request)
-    if (opts.body === undefined) this.source = hasBody(req.headers) ? req : null
+    if (opts.body === undefined) this.source = hasBody(req) ? req : null
     else this.source = opts.body
     if (typeof this.source === 'string' || Buffer.isBuffer(this.source)) fixLength(this.headers, Buffer.byteLength(this.source))
     res.once('close', this.onClose)
@@ -103,27 +120,28 @@ class Exchange {
       headers: this.headers,
       body,
       headersTimeout: this.ctx.timeoutMs,
-      bodyTimeout: this.ctx.timeoutMs,
+      bodyTimeout: this.ctx.idleTimeoutMs,
     }, attempt)
   }
 
   failed (attempt: Attempt, err: Error): void {
     const u = attempt.u
-    const reached = attempt.reached
     this.current = undefined
-    if (this.clientGone) {
+    if (this.clientGone || isClosed(this.res)) {
       this.ctx.settle(u, 'neutral', 'aborted', attempt.startedAt)
       return
     }
-    this.ctx.settle(u, 'failure', failureKind(err, reached), attempt.startedAt)
+    const b = blame(err, attempt.reached)
+    this.ctx.settle(u, b.outcome, b.kind, attempt.startedAt)
     if (this.res.headersSent) {
+      // Cut mid-body (an idle timeout, a reset): the client must see an incomplete
+      // response, never a clean end.
       this.res.destroy()
       return
     }
-    const timeout = isTimeout(err)
-    const replayable = !reached || (IDEMPOTENT.has(this.method) && this.relay?.started !== true)
-    if (timeout || !replayable || this.attempts > this.ctx.retries) {
-      sendError(this.res, timeout ? 504 : 502, undefined, this.extra)
+    const replayable = !attempt.reached || (IDEMPOTENT.has(this.method) && this.relay?.started !== true)
+    if (!b.retry || !replayable || this.attempts > this.ctx.retries) {
+      sendError(this.res, b.answer, undefined, this.extra)
       return
     }
     ;(this.choice.tried ??= []).push(u)
@@ -134,7 +152,7 @@ class Exchange {
 
   retry (next: Upstream | undefined): void {
     if (this.clientGone) return
-    if (next === undefined) sendError(this.res, 502, undefined, this.extra)
+    if (next === undefined) sendError(this.res, 'unreachable', undefined, this.extra)
     else this.attempt(next)
   }
 
@@ -153,6 +171,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   reached = false
   outcome: Outcome = 'ok'
   statusCode = 0
+  /** Response body bytes relayed so far: none yet means the head still waits in Node's buffer. */
+  wrote = false
   controller: Dispatcher.DispatchController | undefined
 
   constructor (ex: Exchange, u: Upstream) {
@@ -162,7 +182,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   abort (): void {
-    this.controller?.abort(new Error('client closed the connection'))
+    this.controller?.abort(new ClientGoneError('client closed the connection'))
   }
 
   onRequestStart (controller: Dispatcher.DispatchController): void {
@@ -178,29 +198,38 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.controller = controller
     this.statusCode = statusCode
     if (statusCode >= 500) this.outcome = 'failure'
-    const res = this.ex.res
-    stripResponseHeaders(headers)
-    if (this.ex.extra !== undefined) mergeHeaders(headers, this.ex.extra)
-    const cookie = this.ex.choice.setCookie
+    const ex = this.ex
+    stripResponseHeaders(headers, keepsTrailer(ex.req, ex.method, statusCode, headers))
+    if (ex.extra !== undefined) mergeHeaders(headers, ex.extra)
+    const cookie = ex.choice.setCookie
     if (cookie !== undefined) appendSetCookie(headers, cookie)
     try {
-      res.writeHead(statusCode, headers as Record<string, string | string[]>)
+      ex.res.writeHead(statusCode, headers as Record<string, string | string[]>)
     } catch (err) {
-      controller.abort(err as Error)
+      controller.abort(Object.assign(new Error('response head cannot be relayed', { cause: err }), { code: UNRELAYABLE }))
+      return
     }
+    // Node sends the head with the first body chunk. A body in the same read as the
+    // head is relayed synchronously by undici's parser; otherwise (SSE, long-poll, a
+    // slow first byte) the head goes out on its own now, not when the body starts.
+    process.nextTick(flushHead, this)
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.wrote = true
     if (!this.ex.res.write(chunk)) {
       controller.pause()
       this.ex.res.once('drain', this.resume)
     }
   }
 
-  onResponseEnd (): void {
-    this.ex.current = undefined
-    this.ex.res.end()
-    this.ex.ctx.settle(this.u, this.outcome, statusKind(this.statusCode), this.startedAt)
+  onResponseEnd (_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    const ex = this.ex
+    ex.current = undefined
+    this.wrote = true
+    if (trailers !== undefined && hasAny(trailers)) addTrailers(ex.res, trailers)
+    ex.res.end()
+    ex.ctx.settle(this.u, this.outcome, statusKind(this.statusCode), this.startedAt)
   }
 
   onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
@@ -210,6 +239,34 @@ class Attempt implements Dispatcher.DispatchHandler {
   resume = (): void => {
     this.controller?.resume()
   }
+}
+
+function flushHead (attempt: Attempt): void {
+  const res = attempt.ex.res
+  if (!attempt.wrote && !res.writableEnded && !isClosed(res)) res.flushHeaders()
+}
+
+/**
+ * Whether the upstream's `Trailer` header may go on: trailers reach an HTTP/2
+ * client, or an HTTP/1.1 one over chunked coding (no Content-Length, a body
+ * allowed). Node refuses a Trailer header on any other response (ERR_HTTP_TRAILER_INVALID).
+ */
+function keepsTrailer (req: ClientRequest, method: string, status: number, headers: IncomingHttpHeaders): boolean {
+  if (headers.trailer === undefined) return false
+  if ((req as Partial<Http2ServerRequest>).stream !== undefined) return true
+  return req.httpVersion === '1.1' && headers['content-length'] === undefined && method !== 'HEAD' && status !== 204 && status !== 304
+}
+
+/** Trailer fields (RFC 9110 §6.5) relayed after the body; fields Node will not write are dropped, not fatal. */
+function addTrailers (res: ServerResponse, trailers: IncomingHttpHeaders): void {
+  try {
+    res.addTrailers(trailers as Record<string, string>)
+  } catch {}
+}
+
+function hasAny (o: object): boolean {
+  for (const _ in o) return true
+  return false
 }
 
 /** A replaced body gets a matching Content-Length and no Transfer-Encoding. */

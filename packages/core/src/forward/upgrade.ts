@@ -5,9 +5,10 @@ import type { Dispatcher } from 'undici'
 import { isPromise, type Choice } from '../strategies/strategy.js'
 import type { Upstream } from '../upstream.js'
 import type { OutcomeKind } from '../types.js'
-import { failureKind, isTimeout, statusKind, type ForwardContext, type Outcome } from './context.js'
+import { blame, ClientGoneError, statusKind, type ForwardContext, type Outcome } from './context.js'
 import { writeSocketError } from './error-response.js'
 import { appendSetCookie, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { requestTarget } from './target.js'
 
 /**
  * Only WebSocket upgrades are tunnelled (Envoy's default too). Anything else —
@@ -38,14 +39,16 @@ export function forwardUpgrade (ctx: ForwardContext, choice: Choice, req: Incomi
   // the request MUST be GET". A POST + Upgrade would reach the upstream without its
   // body (Node hands those bytes over as `head`, sent after the 101).
   if (!isWebSocket(req.headers.upgrade) || req.method !== 'GET') {
-    writeSocketError(socket, 400)
+    writeSocketError(socket, 'badRequest')
     return
   }
   if (choice.upstream === undefined) {
-    writeSocketError(socket, 503, ctx.retryAfter())
+    writeSocketError(socket, 'unavailable', ctx.retryAfter())
     return
   }
-  new Tunnel(ctx, choice, req, socket, head, path).attempt(choice.upstream)
+  // The client left while the decision was made: its 'close' has passed.
+  if (socket.destroyed) return
+  new Tunnel(ctx, choice, req, socket, head, requestTarget(path)).attempt(choice.upstream)
 }
 
 function noop (): void {}
@@ -67,7 +70,7 @@ class Tunnel {
     this.headers = upstreamRequestHeaders(req, choice.request)
     socket.once('close', () => {
       this.clientGone = true
-      this.controller?.abort(new Error('client closed the connection'))
+      this.controller?.abort(new ClientGoneError('client closed the connection'))
     })
   }
 
@@ -87,7 +90,7 @@ class Tunnel {
       onRequestStart: (controller) => {
         reached = true
         this.controller = controller
-        if (this.clientGone) controller.abort(new Error('client closed the connection'))
+        if (this.clientGone) controller.abort(new ClientGoneError('client closed the connection'))
       },
       onRequestUpgrade: (_controller, statusCode, headers, upstream) => {
         settle('ok', 'upgrade')
@@ -112,16 +115,17 @@ class Tunnel {
       onResponseError: (_controller, err) => {
         this.controller = undefined
         if (this.clientGone) { settle('neutral', 'aborted'); return }
-        settle('failure', failureKind(err, reached))
+        const b = blame(err, reached)
+        settle(b.outcome, b.kind)
         if (responded) { this.socket.destroy(); return }
-        if (!reached && !isTimeout(err) && this.attempts <= this.ctx.retries) {
+        if (!reached && b.retry && this.attempts <= this.ctx.retries) {
           ;(this.choice.tried ??= []).push(u)
           const next = this.ctx.repick(this.choice)
           if (isPromise(next)) next.then(n => this.retry(n), () => this.retry(undefined))
           else this.retry(next)
           return
         }
-        writeSocketError(this.socket, isTimeout(err) ? 504 : 502)
+        writeSocketError(this.socket, b.answer)
       },
     }
     u.pool.dispatch({
@@ -135,7 +139,7 @@ class Tunnel {
 
   retry (next: Upstream | undefined): void {
     if (this.clientGone) return
-    if (next === undefined) writeSocketError(this.socket, 502)
+    if (next === undefined) writeSocketError(this.socket, 'unreachable')
     else this.attempt(next)
   }
 

@@ -31,6 +31,9 @@ const OUTCOME_HEADS: Record<OutcomeKind, [string, string]> = {
   timeout: ['timeout', 'no response headers within timeoutMs'],
   reset: ['reset', 'connection failed after the request reached it'],
   aborted: ['abort', 'the client left first'],
+  idle_timeout: ['idle', 'the body went silent for idleTimeoutMs: stream cut (not charged)'],
+  invalid_request: ['inval', 'no valid upstream request could be built from the client\'s (not charged)'],
+  unrelayable: ['unrel', 'an answer the proxy cannot relay, e.g. an unsolicited 100 Continue (not charged)'],
 }
 
 const GROUPS: Array<{ head: string, columns: Column[] }> = [

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream'
 import { Readable } from 'node:stream'
 import { FastifyRouteRequest } from './route-request.js'
 import { kUpgrade, routeUpgrades, type UpgradeRequest } from './upgrade.js'
+import { encodePrefix, upstreamPath } from './upstream-path.js'
 
 export interface AffinityFastifyOptions extends BalancerSource {
   /** Mount point, as in @fastify/http-proxy (Fastify's register option). */
@@ -54,7 +55,8 @@ declare module 'fastify' {
 type ParseCookie = (header: string) => Record<string, string | undefined>
 
 async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOptions): Promise<void> {
-  const { prefix: _prefix, rewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false, ...source } = opts
+  const { prefix: _prefix, rewritePrefix: rawRewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false, ...source } = opts
+  const rewritePrefix = encodePrefix(rawRewritePrefix)
   const { balancer, owned } = balancerFrom(source)
   await serveMetrics(fastify, balancer, metricsOpts).catch(async (err: unknown) => {
     // Registration fails (prom-client missing…): a balancer built here must not outlive it.
@@ -126,8 +128,7 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
     handler: (request: FastifyRequest, reply: FastifyReply, dest: string) => {
       const choice = request.affinity!
       const raw = request.raw as UpgradeRequest
-      const q = raw.url?.indexOf('?') ?? -1
-      const path = q === -1 ? dest : dest + raw.url!.slice(q)
+      const path = upstreamPath(request, dest, rewritePrefix)
       const pending = raw[kUpgrade]
       reply.hijack()
       if (pending !== undefined) {

@@ -1,6 +1,5 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac, createSecretKey, randomBytes } from 'node:crypto'
 import diagnosticsChannel from 'node:diagnostics_channel'
-import { HmacSha256 } from './cookie/hmac-sha256.js'
 import type { Choice } from './strategies/strategy.js'
 
 /**
@@ -32,20 +31,12 @@ export interface PickMessage {
 // A per-process random HMAC key: digests correlate one user's requests, but an IP
 // or a user id cannot be recovered from them by hashing candidates (the IPv4 space
 // is small enough to enumerate against a plain hash).
-const digestKey = randomBytes(32)
-// The cookie's precomputed-pad HMAC: ≈1 µs against createHmac's ≈3.5 µs per message
-// (bench/trace.js, subscribed). Keys longer than the scratch buffer take createHmac.
-const hmac = new HmacSha256(digestKey)
-const scratch = Buffer.allocUnsafe(256)
-const mac = Buffer.allocUnsafe(32)
+// Paid only while someone subscribes (bench/trace.js measures it).
+const digestKey = createSecretKey(randomBytes(32))
 
 export function keyDigest (key: string | number | undefined): string | undefined {
   if (key === undefined) return undefined
-  const text = typeof key === 'string' ? key : String(key)
-  if (text.length * 3 > scratch.length) return createHmac('sha256', digestKey).update(text).digest('hex').slice(0, 16)
-  const n = scratch.write(text, 0, 'utf8')
-  hmac.mac(scratch, 0, n, mac)
-  return mac.toString('hex', 0, 8)
+  return createHmac('sha256', digestKey).update(typeof key === 'string' ? key : String(key)).digest('hex').slice(0, 16)
 }
 
 export function publishPick (balancer: string | undefined, strategy: string, choice: Choice): void {

@@ -1,7 +1,7 @@
-import { createHmac, randomFillSync } from 'node:crypto'
-import { HmacSha256 } from './hmac-sha256.js'
+import { createHmac, createSecretKey, hkdfSync, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto'
 
-const VERSION = 1
+/** 2: keys derived with HKDF (1, in 0.1.0, derived them with a bare HMAC: such cookies are re-pinned once). */
+const VERSION = 2
 const HEADER = 14 // version(1) ‖ expires(4) ‖ nonce(9)
 const TAG = 8
 const MAC = 16
@@ -35,22 +35,21 @@ export interface VerifiedToken {
  *   §5.3.4 truncation). A changed masked tag unmasks to a random 64-bit value that
  *   names a real upstream with probability N/2^64, so the upstream is authenticated by
  *   redundancy; pads never repeat because the 72-bit nonce does not.
- * - One HMAC per verification, computed by cookie/hmac-sha256.ts (≈0.75 µs, where
- *   node:crypto's createHmac costs ≈3.3 µs here); the strategy also caches verified
- *   tokens, so a returning user costs a Map lookup.
- * Keys are derived per purpose from each secret (node:crypto), so the raw secret
- * keys nothing directly.
+ * - One HMAC per verification (node:crypto's createHmac; `npm run bench:strategies`,
+ *   cookie-cold, measures a verification), and the strategy caches verified tokens,
+ *   so a returning user costs a Map lookup.
+ * Keys are derived per purpose from each secret with HKDF (RFC 5869), so the raw
+ * secret keys nothing directly.
  */
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
-const PRF = new Uint8Array(32)
 
 export class TokenCodec {
-  readonly #mac: HmacSha256[]
-  readonly #tag: Buffer[]
+  readonly #mac: KeyObject[]
+  readonly #tag: KeyObject[]
 
   constructor (secrets: readonly string[]) {
-    this.#mac = secrets.map(s => new HmacSha256(derive(s, 'affinity cookie mac v1')))
-    this.#tag = secrets.map(s => derive(s, 'affinity upstream tag v1'))
+    this.#mac = secrets.map(s => derive(s, 'affinity cookie mac v2'))
+    this.#tag = secrets.map(s => derive(s, 'affinity upstream tag v2'))
   }
 
   get secrets (): number {
@@ -59,7 +58,7 @@ export class TokenCodec {
 
   /** The upstream's tag under secret `i`, as a Map key (hex). Computed on membership changes only. */
   tag (i: number, upstreamId: string): string {
-    return createHmac('sha256', this.#tag[i]!).update(upstreamId).digest().subarray(0, TAG).toString('hex')
+    return hmacSha256(this.#tag[i]!, Buffer.from(upstreamId)).subarray(0, TAG).toString('hex')
   }
 
   /** A fresh token for `tag` (hex, under secret 0) expiring at `expires` (unix seconds, 0 = session). */
@@ -68,10 +67,10 @@ export class TokenCodec {
     buf[0] = VERSION
     buf.writeUInt32BE(expires >>> 0, 1)
     nonce(buf, 5, 9)
-    this.#mac[0]!.mac(buf, 0, HEADER, PRF)
+    const prf = this.#prf(0, buf)
     buf.write(tag, HEADER, TAG, 'hex')
-    for (let i = 0; i < TAG; i++) buf[HEADER + i]! ^= PRF[i]!
-    for (let i = 0; i < MAC; i++) buf[HEADER + TAG + i] = PRF[TAG + i]!
+    for (let i = 0; i < TAG; i++) buf[HEADER + i]! ^= prf[i]!
+    prf.copy(buf, HEADER + TAG, TAG, TAG + MAC)
     return buf.toString('base64url')
   }
 
@@ -83,17 +82,26 @@ export class TokenCodec {
     if ((ALPHABET.indexOf(value[TOKEN_LENGTH - 1]!) & 3) !== 0) return undefined
     const buf = Buffer.from(value, 'base64url')
     if (buf.length !== BYTES || buf[0] !== VERSION) return undefined
+    const mac = buf.subarray(HEADER + TAG)
     for (let s = 0; s < this.#mac.length; s++) {
-      this.#mac[s]!.mac(buf, 0, HEADER, PRF)
-      // Constant-time comparison of the 128-bit MAC (no early exit on a mismatch).
-      let diff = 0
-      for (let i = 0; i < MAC; i++) diff |= PRF[TAG + i]! ^ buf[HEADER + TAG + i]!
-      if (diff !== 0) continue
-      for (let i = 0; i < TAG; i++) buf[HEADER + i]! ^= PRF[i]!
+      const prf = this.#prf(s, buf)
+      // Constant-time comparison of the 128-bit MAC.
+      if (!timingSafeEqual(prf.subarray(TAG, TAG + MAC), mac)) continue
+      for (let i = 0; i < TAG; i++) buf[HEADER + i]! ^= prf[i]!
       return { secret: s, tag: buf.toString('hex', HEADER, HEADER + TAG), expires: buf.readUInt32BE(1) }
     }
     return undefined
   }
+
+  /** The PRF of the token's header under secret `s`'s MAC key. */
+  #prf (s: number, token: Buffer): Buffer {
+    return hmacSha256(this.#mac[s]!, token.subarray(0, HEADER))
+  }
+}
+
+/** The codec's PRF: HMAC-SHA256 (RFC 2104), from node:crypto; the tests hold it to RFC 4231's vectors. */
+export function hmacSha256 (key: KeyObject | Uint8Array, data: Uint8Array): Buffer {
+  return createHmac('sha256', key).update(data).digest()
 }
 
 /**
@@ -112,6 +120,7 @@ function nonce (into: Buffer, offset: number, length: number): void {
   used += length
 }
 
-function derive (secret: string, purpose: string): Buffer {
-  return createHmac('sha256', secret).update(purpose).digest()
+/** A 256-bit key for one purpose (RFC 5869: extract with a fixed salt, expand with the purpose as info). */
+function derive (secret: string, purpose: string): KeyObject {
+  return createSecretKey(Buffer.from(hkdfSync('sha256', secret, 'affinity', purpose, 32)))
 }

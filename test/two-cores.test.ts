@@ -21,8 +21,9 @@ const coreDir = fileURLToPath(new URL('../packages/core/', import.meta.url))
 
 async function secondCopy (t: Test): Promise<Core> {
   // Inside packages/core (not node_modules, which the TypeScript loader skips), named
-  // by mkdtemp so parallel runs do not collide; ignored by git, removed with the test.
-  const dir = await mkdtemp(join(coreDir, '.second-copy-'))
+  // by mkdtemp so parallel runs do not collide, and tap-testdir-* so that coverage
+  // leaves the copy out (tap's default exclude); ignored by git, removed with the test.
+  const dir = await mkdtemp(join(coreDir, 'tap-testdir-two-cores-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   await cp(join(coreDir, 'src'), join(dir, 'src'), { recursive: true })
   return await import(pathToFileURL(join(dir, 'src', 'index.ts')).href) as Core

@@ -1,11 +1,11 @@
 /**
  * Two copies of @affinity/core in one app: npm installs a second copy when the app's
  * version range and an adapter's differ, and the app's balancer then reaches adapters
- * linked to the other copy. The second copy here is core's src copied next to the
- * original (so undici and lru-cache resolve the same way) and loaded from its own file
- * URLs: every module of it, the Balancer class included, is a distinct instance.
+ * linked to the other copy. The second copy here is core's src copied into a fixture
+ * folder and loaded from its own file URLs: every module of it, the Balancer class
+ * included, is a distinct instance.
  */
-import { cp, mkdtemp, rm } from 'node:fs/promises'
+import { cp } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
@@ -20,11 +20,10 @@ type Core = typeof core
 const coreDir = fileURLToPath(new URL('../packages/core/', import.meta.url))
 
 async function secondCopy (t: Test): Promise<Core> {
-  // Inside packages/core (not node_modules, which the TypeScript loader skips), named
-  // by mkdtemp so parallel runs do not collide, and tap-testdir-* so that coverage
-  // leaves the copy out (tap's default exclude); ignored by git, removed with the test.
-  const dir = await mkdtemp(join(coreDir, 'tap-testdir-two-cores-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  // A tap fixture folder (.tap/fixtures/…, removed after the test and left out of
+  // coverage) holding core's src, with core's own node_modules linked beside it so
+  // undici and lru-cache resolve as they do for the original.
+  const dir = t.testdir({ node_modules: t.fixture('symlink', join(coreDir, 'node_modules')) })
   await cp(join(coreDir, 'src'), join(dir, 'src'), { recursive: true })
   return await import(pathToFileURL(join(dir, 'src', 'index.ts')).href) as Core
 }

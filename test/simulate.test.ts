@@ -318,6 +318,9 @@ t.test('CLI in-process: report, chart file, JSON, help, errors', async t => {
   t.match(help.out, /Examples:\n {2}affinity simulate\n/)
   t.equal((await cli(['--help'], dir)).code, 0)
   t.match((await cli(['help', 'simulate'], dir)).out, /Usage: affinity simulate/)
+  const { version } = JSON.parse(await readFile(join(root, 'packages/core/package.json'), 'utf8')) as { version: string }
+  for (const flag of ['--version', '-v']) t.same(await cli([flag], dir), { code: 0, out: `${version}\n`, err: '' }, `${flag} prints the package version`)
+  t.match((await cli(['--help'], dir)).out, /-v, --version/)
 
   const errors: Array<[string[], RegExp]> = [
     [[], /Usage: affinity <command>/],

@@ -77,6 +77,19 @@ export type OutcomeListener = (upstream: Upstream, kind: OutcomeKind, seconds: n
 /** State changes kept for stats() and the status page. */
 const RECENT_CHANGES = 50
 
+/**
+ * The brand every Balancer carries, checked instead of `instanceof`: npm installs a
+ * second copy of @affinity/core when the app's range and an adapter's differ, and a
+ * balancer built by one copy must be accepted by the other (a class is per copy, a
+ * `Symbol.for` key is one per process). Set once on the prototype: no per-instance cost.
+ */
+const kBalancer = Symbol.for('affinity.balancer')
+
+/** True for a balancer from createBalancer(), whichever copy of @affinity/core built it. */
+export function isBalancer (x: unknown): x is Balancer {
+  return typeof x === 'object' && x !== null && (x as { [kBalancer]?: unknown })[kBalancer] === true
+}
+
 /** Each strategy instance keeps per-balancer tables, so it can serve one balancer only. */
 const boundStrategies = new WeakSet<Strategy>()
 
@@ -501,6 +514,8 @@ function checkIdleMs (name: string, ms: number | undefined): number {
   return ms
 }
 
+Object.defineProperty(Balancer.prototype, kBalancer, { value: true })
+
 function listOf<T> (x: T | readonly T[] | undefined): readonly T[] {
   if (x === undefined) return []
   return Array.isArray(x) ? x : [x as T]
@@ -522,7 +537,7 @@ export interface BalancerSource extends Partial<BalancerOptions> {
  */
 export function balancerFrom (opts: BalancerSource): { balancer: Balancer, owned: boolean } {
   if (opts.balancer !== undefined) {
-    if (!(opts.balancer instanceof Balancer)) throw invalidOption('balancer', 'expected a balancer from createBalancer()')
+    if (!isBalancer(opts.balancer)) throw invalidOption('balancer', 'expected a balancer from createBalancer()')
     if (opts.upstreams !== undefined || opts.strategy !== undefined) {
       throw invalidOption('balancer', 'pass either `balancer` or the shorthand (`upstreams`, `strategy`, …), not both')
     }

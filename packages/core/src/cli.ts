@@ -5,7 +5,7 @@
  * file parses the arguments and prints the report.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
-import { realpathSync } from 'node:fs'
+import { readFileSync, realpathSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -40,6 +40,10 @@ const USAGE = `Usage: affinity <command> [options]
 Commands:
   simulate   replay synthetic users through a real balancer: load per upstream,
              who moves when upstreams are added or removed, and an SVG chart
+
+Options:
+  -v, --version  print the version of @affinity/core
+  -h, --help     this help
 
 Run 'affinity simulate --help' for its options.
 `
@@ -108,6 +112,10 @@ export async function main (argv: readonly string[], io: CliIo = processIo): Pro
     io.out(rest[0] === 'simulate' ? SIMULATE_HELP : USAGE)
     return 0
   }
+  if (command === '--version' || command === '-v') {
+    io.out(`${version()}\n`)
+    return 0
+  }
   if (command !== 'simulate') {
     io.err(`affinity: unknown command '${command}'\n\n${USAGE}`)
     return 2
@@ -133,6 +141,12 @@ export async function main (argv: readonly string[], io: CliIo = processIo): Pro
     io.err(`affinity simulate: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
     return 1
   }
+}
+
+/** The package's own version: package.json is one level above both src/cli.ts and dist/cli.js. */
+function version (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
 }
 
 interface SimulateArgs { options: SimulationOptions, svg: string | undefined, json: boolean }

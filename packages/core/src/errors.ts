@@ -4,7 +4,7 @@
  */
 const messages = {
   AFFINITY_ERR_NO_UPSTREAMS: 'at least one upstream is required: pass `upstreams: [url, …]`',
-  AFFINITY_ERR_INVALID_URL: 'upstream url %s is not a valid http:// or https:// URL',
+  AFFINITY_ERR_INVALID_URL: 'upstream url %s is not a valid http://, https://, ws:// or wss:// URL',
   AFFINITY_ERR_DUPLICATE_ID: 'upstream id %s is used twice: give each upstream a unique `id`',
   AFFINITY_ERR_INVALID_WEIGHT: 'upstream %s has weight %s: weights must be finite numbers > 0',
   AFFINITY_ERR_UNKNOWN_UPSTREAM: 'no upstream with id %s',

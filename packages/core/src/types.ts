@@ -19,8 +19,9 @@ export interface RouteRequest {
 }
 
 export interface UpstreamOptions {
+  /** http://, https://, or ws:// and wss:// for the same server over http and https. */
   url: string
-  /** Stable identity used for hashing and cookies; defaults to the URL. */
+  /** Stable identity used for hashing and cookies; defaults to the URL as written. */
   id?: string
   weight?: number
 }

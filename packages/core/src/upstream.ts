@@ -92,7 +92,15 @@ export class Upstream {
   }
 }
 
+/** `url` is what the pool connects to (http: or https:); `id` defaults to the URL as written. */
 export interface NormalizedUpstream { url: string, id: string, weight: number }
+
+/**
+ * ws: and wss: name the same server as http: and https: (RFC 6455 §3: a WebSocket
+ * opens with an HTTP/1.1 upgrade on the same host and port), so a WebSocket backend
+ * can be listed the way its users write it, as @fastify/http-proxy accepts it.
+ */
+const HTTP_SCHEME: Readonly<Record<string, string>> = { 'http:': 'http', 'https:': 'https', 'ws:': 'http', 'wss:': 'https' }
 
 /** Validates one `upstreams` entry; throws an AffinityError that says what to fix. */
 export function normalizeUpstream (input: UpstreamInput): NormalizedUpstream {
@@ -106,7 +114,8 @@ export function normalizeUpstream (input: UpstreamInput): NormalizedUpstream {
   } catch {
     throw new AffinityError('AFFINITY_ERR_INVALID_URL', JSON.stringify(raw.url))
   }
-  if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.username || parsed.password || parsed.search || parsed.hash) {
+  const scheme = HTTP_SCHEME[parsed.protocol]
+  if (scheme === undefined || parsed.username || parsed.password || parsed.search || parsed.hash) {
     throw new AffinityError('AFFINITY_ERR_INVALID_URL', JSON.stringify(raw.url))
   }
   const id = raw.id ?? raw.url
@@ -115,5 +124,7 @@ export function normalizeUpstream (input: UpstreamInput): NormalizedUpstream {
   if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
     throw new AffinityError('AFFINITY_ERR_INVALID_WEIGHT', id, String(weight))
   }
-  return { url: raw.url, id, weight }
+  // ws(s): only the scheme changes, the rest stays as written (no trailing slash added).
+  const url = `${scheme}:` === parsed.protocol ? raw.url : `${scheme}:${raw.url.trim().slice(parsed.protocol.length)}`
+  return { url, id, weight }
 }

@@ -1,5 +1,5 @@
 import type * as PromClient from 'prom-client'
-import { Balancer, type OutcomeListener } from '../balancer.js'
+import { isBalancer, type Balancer, type OutcomeListener } from '../balancer.js'
 import { AffinityError, invalidOption } from '../errors.js'
 import type { BalancerStats, OutcomeKind, UpstreamInfo, UpstreamState } from '../types.js'
 
@@ -283,7 +283,7 @@ function checkOptions (opts: MetricsOptions<MetricsRegistry>): { prefix: string,
  * installed. Balancers sharing a registry must have different `name`s.
  */
 export async function createMetrics<R extends MetricsRegistry = MetricsRegistry> (balancer: Balancer, opts: MetricsOptions<R> = {}): Promise<AffinityMetrics<R>> {
-  if (!(balancer instanceof Balancer)) throw invalidOption('balancer', 'expected a balancer from createBalancer()')
+  if (!isBalancer(balancer)) throw invalidOption('balancer', 'expected a balancer from createBalancer()')
   const { prefix, buckets } = checkOptions(opts)
   // Timing starts with this call, not once prom-client has loaded (an app may serve
   // requests meanwhile): attempts that end before are kept, then observed.

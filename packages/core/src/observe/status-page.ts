@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Balancer } from '../balancer.js'
+import { isBalancer, type Balancer } from '../balancer.js'
 import { invalidOption } from '../errors.js'
 import { StatsHistory, type HistoryOptions } from './history.js'
 import { statusHtml } from './status-html.js'
@@ -50,7 +50,7 @@ export class StatusPage {
   readonly refreshMs: number
 
   constructor (balancer: Balancer, opts: StatusPageOptions = {}) {
-    if (!(balancer instanceof Balancer)) throw invalidOption('balancer', 'expected a balancer from createBalancer()')
+    if (!isBalancer(balancer)) throw invalidOption('balancer', 'expected a balancer from createBalancer()')
     if (opts === null || typeof opts !== 'object') throw invalidOption('statusPage', 'expected an options object')
     if (opts.showUrls !== undefined && typeof opts.showUrls !== 'boolean') throw invalidOption('statusPage.showUrls', 'expected a boolean')
     this.#balancer = balancer

@@ -93,3 +93,35 @@ t.test('a refusing resolver is an error, never an empty list, and never reported
   t.equal(sub.errors.length, after, 'the stopped subscription reports nothing more')
   t.same(sub.late, [])
 })
+
+t.test('unsubscribing with a query in flight: it is cancelled and never reported', async t => {
+  // A resolver that receives and never answers, as a hung DNS server: each query it
+  // receives is the event that says a lookup is in flight.
+  const silent = dgram.createSocket('udp4')
+  const received: string[] = []
+  const waiters = new Set<() => void>()
+  silent.on('message', (msg) => {
+    received.push(msg.toString('latin1'))
+    for (const w of waiters) w()
+  })
+  await new Promise<void>(resolve => silent.bind(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => silent.close(() => resolve())))
+  // Lookups, not datagrams: c-ares resends a query as it was, DNS id included (RFC 1035 §4.1.1).
+  const asked = (wire: string): number => new Set(received.filter(m => m.includes(wire))).size
+  const until = (check: () => boolean): Promise<void> => new Promise(resolve => {
+    const w = (): void => { if (check()) { waiters.delete(w); resolve() } }
+    waiters.add(w)
+    w()
+  })
+  const opts = { port: 80, servers: [`127.0.0.1:${silent.address().port}`], intervalMs: 20, timeoutMs: 50 }
+  const a = subscribe(t, dnsDiscovery({ name: 'a.svc', ...opts }))
+  await until(() => asked('\x01a\x03svc') >= 1)
+  a.stop()
+  // `b` asks the same silent server with the same timeouts: by its second error, `a`'s
+  // cancelled lookup would long have timed out and been reported.
+  const b = subscribe(t, dnsDiscovery({ name: 'b.svc', ...opts }))
+  t.equal((await b.error(1)).cause?.code, 'ETIMEOUT')
+  t.same(a.errors, [], 'the cancelled lookup is not reported')
+  t.same(a.late, [])
+  t.equal(asked('\x01a\x03svc'), 2, 'a looked up A and AAAA once, and never again')
+})

@@ -32,7 +32,7 @@ export function subscribe (t: Test, source: UpstreamSource): Subscription {
       // A guard against a hang, reported with what did arrive; never what a test waits on.
       const timer = setTimeout(() => {
         waiters.delete(check)
-        reject(new Error(`no ${what} within 20 s; updates: ${JSON.stringify(updates)}; errors: ${errors.map(e => e.message).join(' | ')}`))
+        reject(new Error(`no ${what} within 20 s; ${updates.length} updates, the last ${JSON.stringify(updates.at(-1))}; ${errors.length} errors, the last: ${errors.at(-1)?.message}`))
       }, 20_000)
       const check = (): void => {
         const v = get()

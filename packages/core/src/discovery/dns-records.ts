@@ -68,9 +68,9 @@ function settled (r: PromiseSettledResult<string[]>, rrtype: string, host: strin
  *   ("a very small chance of being selected" beside others) counts as 1, the smallest
  *   share DNS can express, since balancer weights are > 0; all-zero records are then
  *   equal. Weights are divided by their greatest common divisor, so only ratios
- *   matter: CoreDNS gives every record of a service the same weight scaled by the
- *   record count, and without this every member's weight would change on every
- *   scale-up. Records with the same target and port add their weights (RFC 2782's
+ *   matter: CoreDNS weighs each of a service's n records ⌊100 / n⌋ (its
+ *   plugin/backend_lookup.go), so without this every member's weight would change
+ *   on every scale-up (33 each for 3 pods, 25 each for 4: 1 each here). Records with the same target and port add their weights (RFC 2782's
  *   selection would send that sum of traffic there).
  * - A target of "." means the service is decidedly not available there (RFC 2782).
  * - The URL needs an address, and it must come from the same resolvers (a custom

@@ -17,8 +17,3 @@ export interface UpstreamSource {
   subscribe (update: (list: UpstreamInput[]) => void, error: (err: Error) => void): () => void
 }
 
-/** True for an object with a `subscribe` method (a source rather than a list of upstreams). */
-export function isUpstreamSource (value: unknown): value is UpstreamSource {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) &&
-    typeof (value as { subscribe?: unknown }).subscribe === 'function'
-}

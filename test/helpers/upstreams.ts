@@ -156,7 +156,10 @@ export async function startUpstream (name: string, listen: { host?: string, port
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(listen.port ?? 0, host, resolve)
+    server.listen(listen.port ?? 0, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
   })
   const port = (server.address() as AddressInfo).port
   up.server = server

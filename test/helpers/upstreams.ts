@@ -41,7 +41,9 @@ export function patternSha (bytes: number): string {
   return h.digest('hex')
 }
 
-export async function startUpstream (name: string): Promise<TestUpstream> {
+/** Starts one upstream on `host` (default 127.0.0.1) and `port` (default: a free one). */
+export async function startUpstream (name: string, listen: { host?: string, port?: number } = {}): Promise<TestUpstream> {
+  const host = listen.host ?? '127.0.0.1'
   const up: TestUpstream = {
     name, url: '', port: 0, server: undefined as unknown as http.Server, seen: [], healthStatus: 200, failStatus: undefined, delayMs: undefined, carts: new Map(),
     close: async () => {},
@@ -152,11 +154,17 @@ export async function startUpstream (name: string): Promise<TestUpstream> {
       ws.on('message', (m) => ws.send(`${name}:${String(m)}`))
     })
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(listen.port ?? 0, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
   const port = (server.address() as AddressInfo).port
   up.server = server
   up.port = port
-  up.url = `http://127.0.0.1:${port}`
+  up.url = `http://${host}:${port}`
   up.close = () => new Promise<void>(resolve => {
     for (const c of wss.clients) c.terminate()
     server.closeAllConnections()
@@ -167,6 +175,24 @@ export async function startUpstream (name: string): Promise<TestUpstream> {
 
 export async function startUpstreams (n: number, prefix = 'S'): Promise<TestUpstream[]> {
   return Promise.all(Array.from({ length: n }, (_, i) => startUpstream(`${prefix}${i + 1}`)))
+}
+
+/**
+ * `n` upstreams as a Kubernetes headless service looks: one port, one address each,
+ * 127.0.0.2, 127.0.0.3… (all of 127/8 is loopback on Linux), named by their address.
+ * The port is the one the first gets; if another address has it taken, all start
+ * again on a new port.
+ */
+export async function startHeadlessFleet (n: number): Promise<TestUpstream[]> {
+  if (n < 1 || n > 8) throw new Error('startHeadlessFleet: 1 to 8 upstreams (127.0.0.2–127.0.0.9)')
+  for (let attempt = 0; ; attempt++) {
+    const first = await startUpstream('127.0.0.2', { host: '127.0.0.2' })
+    const rest = await Promise.allSettled(Array.from({ length: n - 1 }, (_, i) => startUpstream(`127.0.0.${i + 3}`, { host: `127.0.0.${i + 3}`, port: first.port })))
+    const started = [first, ...rest.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])]
+    if (started.length === n) return started
+    await Promise.all(started.map(u => u.close()))
+    if (attempt === 4) throw (rest.find(r => r.status === 'rejected') as PromiseRejectedResult).reason
+  }
 }
 
 /** A loopback port with nothing listening (connections are refused). */

@@ -11,7 +11,7 @@ import { hmacSha256, TOKEN_LENGTH, TokenCodec } from '../packages/core/src/cooki
 import { murmur3, murmur3Bytes as coreMurmur3Bytes } from '../packages/core/src/hashing/murmur3.js'
 import { ipHashOf, normalizeIp } from '../packages/core/src/keys/ip.js'
 import { compileKey, queryParam } from '../packages/core/src/keys/key-source.js'
-import type { RouteRequest } from '../packages/core/src/types.js'
+import type { RouteRequest } from '../packages/core/src/model/types.js'
 
 /** A new seed per run (FC_SEED=… replays one); printed so a failure can be reproduced. */
 const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31)

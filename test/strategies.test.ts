@@ -33,7 +33,7 @@ import {
 } from '@affinity/core'
 import { TokenCodec } from '../packages/core/src/cookie/token.js'
 import { isPromise } from '../packages/core/src/strategies/strategy.js'
-import { Upstream } from '../packages/core/src/upstream.js'
+import { Upstream } from '../packages/core/src/model/upstream.js'
 
 const SECRET = 'conformance-secret-0123456789-abcdefghij'
 const OLD_SECRET = 'old-rotation-secret-0123456789-abcdefghij'

@@ -18,7 +18,7 @@ import {
 } from './simulate/options.js'
 import { simulate, type ScenarioResult, type SimulationResult } from './simulate/simulation.js'
 import { STRATEGY_NAMES, strategyName, type HashSettings } from './simulate/strategy.js'
-import { percent, ratio, thousands } from './format.js'
+import { percent, ratio, thousands } from './render/format.js'
 
 export interface CliIo {
   out (text: string): void

@@ -1,7 +1,7 @@
 import type { promises as dns, SrvRecord } from 'node:dns'
 import { isIPv4 } from 'node:net'
 import { AffinityError } from '../errors.js'
-import type { UpstreamOptions } from '../types.js'
+import type { UpstreamOptions } from '../model/types.js'
 import type { DnsConfig } from './dns-options.js'
 
 /** One resolution: the members found, and a problem to report beside them (or instead, when there are none). */

@@ -1,6 +1,6 @@
 import { promises as dns } from 'node:dns'
 import { invalidOption } from '../errors.js'
-import type { UpstreamOptions } from '../types.js'
+import type { UpstreamOptions } from '../model/types.js'
 import { dnsConfig, type DnsConfig, type DnsDiscoveryOptions } from './dns-options.js'
 import { resolveMembers, type Resolution } from './dns-records.js'
 import type { UpstreamSource } from './source.js'

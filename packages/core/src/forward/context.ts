@@ -1,6 +1,6 @@
 import type { Choice, PickResult } from '../strategies/strategy.js'
-import type { OutcomeKind } from '../types.js'
-import type { Upstream } from '../upstream.js'
+import type { OutcomeKind } from '../model/types.js'
+import type { Upstream } from '../model/upstream.js'
 import type { ErrorAnswer } from './error-response.js'
 
 /** How one attempt ended, for passive health: 'neutral' when the client left first. */

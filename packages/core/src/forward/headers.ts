@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ClientRequest } from './http.js'
-import type { RouteRequest } from '../types.js'
+import type { RouteRequest } from '../model/types.js'
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, so a

@@ -1,6 +1,6 @@
 import { invalidOption } from '../errors.js'
-import type { HealthOptions } from '../types.js'
-import type { Upstream } from '../upstream.js'
+import type { HealthOptions } from '../model/types.js'
+import type { Upstream } from '../model/upstream.js'
 
 export interface ActiveConfig { path: string, intervalMs: number, timeoutMs: number, rise: number, fall: number }
 

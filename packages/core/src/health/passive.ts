@@ -1,6 +1,6 @@
 import { invalidOption } from '../errors.js'
-import type { PassiveOptions } from '../types.js'
-import type { Upstream } from '../upstream.js'
+import type { PassiveOptions } from '../model/types.js'
+import type { Upstream } from '../model/upstream.js'
 
 export interface PassiveConfig {
   failures: number

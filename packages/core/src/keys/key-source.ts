@@ -1,5 +1,5 @@
 import { invalidOption } from '../errors.js'
-import type { RouteRequest } from '../types.js'
+import type { RouteRequest } from '../model/types.js'
 
 /** Where a hash key comes from (Envoy's hash_policy; HAProxy's get_server_* family). */
 export type KeySpec =

@@ -1,4 +1,4 @@
-import type { Balancer } from '../balancer.js'
+import type { Balancer } from '../balancer/balancer.js'
 import { invalidOption } from '../errors.js'
 
 export interface HistoryOptions {

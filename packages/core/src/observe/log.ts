@@ -1,4 +1,4 @@
-import type { Balancer, BalancerEvent, BalancerListener, PanicListener } from '../balancer.js'
+import type { Balancer, BalancerEvent, BalancerListener, PanicListener } from '../balancer/balancer.js'
 
 /**
  * What Affinity writes its log lines to: pino's `(obj, msg)` methods, so Fastify's

@@ -1,7 +1,7 @@
 import type * as PromClient from 'prom-client'
-import { isBalancer, type Balancer, type OutcomeListener } from '../balancer.js'
+import { isBalancer, type Balancer, type OutcomeListener } from '../balancer/balancer.js'
 import { AffinityError, invalidOption } from '../errors.js'
-import type { BalancerStats, OutcomeKind, UpstreamInfo, UpstreamState } from '../types.js'
+import type { BalancerStats, OutcomeKind, UpstreamInfo, UpstreamState } from '../model/types.js'
 
 /**
  * Prometheus metrics through prom-client, an optional peer dependency: it is

@@ -1,4 +1,4 @@
-import { escapeXml, num } from '../simulate/svg.js'
+import { escapeXml, num } from '../render/svg.js'
 
 /**
  * The status page's chart: requests per second by upstream over the history

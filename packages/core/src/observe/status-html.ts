@@ -1,5 +1,5 @@
-import { escapeXml as escapeHtml } from '../simulate/svg.js'
-import type { OutcomeKind } from '../types.js'
+import { escapeXml as escapeHtml } from '../render/svg.js'
+import type { OutcomeKind } from '../model/types.js'
 import { chartSvg, colorOf } from './status-chart.js'
 import { STATUS_SCRIPT } from './status-script.js'
 import type { StatusUpstream, StatusView } from './status-view.js'

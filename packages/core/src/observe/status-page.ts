@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { isBalancer, type Balancer } from '../balancer.js'
+import { isBalancer, type Balancer } from '../balancer/balancer.js'
 import { invalidOption } from '../errors.js'
 import { StatsHistory, type HistoryOptions } from './history.js'
 import { statusHtml } from './status-html.js'

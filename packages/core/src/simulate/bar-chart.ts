@@ -1,4 +1,4 @@
-import { escapeXml, GRID, INK, MUTED, niceTicks, num, shorten, text, textWidth, thousands } from './svg.js'
+import { escapeXml, GRID, INK, MUTED, niceTicks, num, shorten, text, textWidth, thousands } from '../render/svg.js'
 
 export interface Series {
   /** Legend text, and the bar's class: `<rect class="bar before">`. */

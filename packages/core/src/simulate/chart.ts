@@ -1,8 +1,8 @@
 import { barChart, type BarGroup } from './bar-chart.js'
 import { heatmap } from './heatmap.js'
 import type { SimulationResult } from './simulation.js'
-import { AFTER, BEFORE, FONT, INK, MUTED, num, text, thousands } from './svg.js'
-import { percent, ratio } from '../format.js'
+import { AFTER, BEFORE, FONT, INK, MUTED, num, text, thousands } from '../render/svg.js'
+import { percent, ratio } from '../render/format.js'
 
 const WIDTH = 980
 const MARGIN = 24

@@ -1,5 +1,5 @@
 import type { Movement } from './movement.js'
-import { compact, escapeXml, INK, inkOn, mix, MUTED, num, shorten, text, textWidth, thousands } from './svg.js'
+import { compact, escapeXml, INK, inkOn, mix, MUTED, num, shorten, text, textWidth, thousands } from '../render/svg.js'
 
 export interface HeatmapSpec {
   x: number

@@ -1,4 +1,4 @@
-import { round6 } from '../format.js'
+import { round6 } from '../render/format.js'
 /** How many users (or requests) one upstream got, against its fair share. */
 export interface UpstreamLoad {
   id: string

@@ -1,4 +1,4 @@
-import { round6 } from '../format.js'
+import { round6 } from '../render/format.js'
 /** Who went where when membership changed: a from → to count matrix and its totals. */
 export interface Movement {
   /** Row labels: the upstreams before the change. */

@@ -1,6 +1,6 @@
 import type { Choice, RouteRequest } from '../index.js'
 import { hex8, mulberry32 } from './prng.js'
-import { thousands } from '../format.js'
+import { thousands } from '../render/format.js'
 
 /** The header that carries the user id for consistentHash (`key: { header: 'x-user' }`). */
 export const USER_HEADER = 'x-user'

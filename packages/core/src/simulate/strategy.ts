@@ -4,7 +4,7 @@ import {
 } from '../index.js'
 import { DEFAULT_MAGLEV_SIZE, DEFAULT_VNODES } from '../strategies/consistent-hash.js'
 import { cookieUsers, headerUsers, ipClients, sequentialRequests, USER_HEADER, type Population } from './population.js'
-import { thousands } from '../format.js'
+import { thousands } from '../render/format.js'
 
 export const STRATEGY_NAMES = ['roundRobin', 'leastConnections', 'stickyCookie', 'stickyIp', 'consistentHash', 'ipHash'] as const
 export type StrategyName = typeof STRATEGY_NAMES[number]

@@ -1,6 +1,6 @@
-import type { Members } from '../members.js'
-import type { RouteRequest } from '../types.js'
-import type { Upstream } from '../upstream.js'
+import type { Members } from '../model/members.js'
+import type { RouteRequest } from '../model/types.js'
+import type { Upstream } from '../model/upstream.js'
 import type { Choice, Strategy } from './strategy.js'
 
 /**

@@ -1,7 +1,7 @@
 import { invalidOption } from '../errors.js'
-import type { Members } from '../members.js'
-import type { RouteRequest } from '../types.js'
-import type { Upstream } from '../upstream.js'
+import type { Members } from '../model/members.js'
+import type { RouteRequest } from '../model/types.js'
+import type { Upstream } from '../model/upstream.js'
 import { isPromise, type Choice, type PickReason, type PickResult, type Strategy } from './strategy.js'
 
 /** Validates a `sessionBalanceFactor` option; undefined (no cap) stays undefined. */

@@ -1,8 +1,8 @@
-import type { Members } from '../members.js'
+import type { Members } from '../model/members.js'
 import type { StickStoreStats } from '../stick/memory-store.js'
-import type { Remap } from '../remap.js'
-import type { RouteRequest } from '../types.js'
-import type { Upstream } from '../upstream.js'
+import type { Remap } from '../model/remap.js'
+import type { RouteRequest } from '../model/types.js'
+import type { Upstream } from '../model/upstream.js'
 
 /** Why a strategy chose what it chose: for logs, metrics and the decision trace. */
 export type PickReason =

@@ -54,7 +54,7 @@ export function shorten (s: string, max: number): string {
 }
 
 /** 12,345 */
-export { thousands } from '../format.js'
+export { thousands } from './format.js'
 
 /** 999, 1.2k, 12k, 1.2M: counts that fit in a heatmap cell. */
 export function compact (n: number): string {

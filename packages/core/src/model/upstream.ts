@@ -1,5 +1,5 @@
 import { Pool } from 'undici'
-import { AffinityError } from './errors.js'
+import { AffinityError } from '../errors.js'
 import type { HealthCheckRecord, OutcomeKind, UpstreamInfo, UpstreamInput, UpstreamState } from './types.js'
 
 /** Health checks kept per upstream for stats() and the status page. */

@@ -32,7 +32,7 @@ import {
   type Strategy,
 } from '@affinity/core'
 import { TokenCodec } from '../packages/core/src/cookie/token.js'
-import { isPromise } from '../packages/core/src/strategies/strategy.js'
+import { isPromise } from '../packages/core/src/model/choice.js'
 import { Upstream } from '../packages/core/src/model/upstream.js'
 
 const SECRET = 'conformance-secret-0123456789-abcdefghij'

@@ -1,6 +1,6 @@
 import { createHmac, createSecretKey, randomBytes } from 'node:crypto'
 import diagnosticsChannel from 'node:diagnostics_channel'
-import type { Choice } from './strategies/strategy.js'
+import type { Choice } from './model/choice.js'
 
 /**
  * The decision trace: one message per pick on `node:diagnostics_channel`

@@ -1,4 +1,4 @@
-import type { Choice, PickResult } from '../strategies/strategy.js'
+import type { Choice, PickResult } from '../model/choice.js'
 import type { OutcomeKind } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 import type { ErrorAnswer } from './error-response.js'

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Http2ServerRequest } from 'node:http2'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { isPromise, type Choice } from '../strategies/strategy.js'
+import { isPromise, type Choice } from '../model/choice.js'
 import type { Upstream } from '../model/upstream.js'
 import { BodyRelay } from './body-relay.js'
 import { blame, ClientGoneError, IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import type { StickStoreStats } from '../stick/memory-store.js'
+import type { StickStoreStats } from '../stick/store.js'
 
 /**
  * The framework-neutral view of a request that a strategy sees. Adapters fill it

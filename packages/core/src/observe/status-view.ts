@@ -1,6 +1,6 @@
 import type { Balancer } from '../balancer/balancer.js'
 import type { BalancerStats, StateChange, UpstreamStats } from '../model/types.js'
-import type { StickStoreStats } from '../stick/memory-store.js'
+import type { StickStoreStats } from '../stick/store.js'
 import type { StatsHistory } from './history.js'
 import { chartGeometry, type ChartGeometry } from './status-chart.js'
 

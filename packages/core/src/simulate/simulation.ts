@@ -1,5 +1,5 @@
 import { createBalancer, type Balancer, type Upstream, type UpstreamOptions } from '../index.js'
-import { isPromise } from '../strategies/strategy.js'
+import { isPromise } from '../model/choice.js'
 import { loadSummary, type LoadSummary } from './load.js'
 import { movementOf, type Movement } from './movement.js'
 import {

@@ -9,7 +9,8 @@ import { FlowTally, type Remap } from '../model/remap.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 import { roundRobin } from './round-robin.js'
-import { isPromise, type Choice, type PickResult, type Strategy } from './strategy.js'
+import { type Strategy } from './strategy.js'
+import { isPromise, type Choice, type PickResult } from '../model/choice.js'
 
 export interface ConsistentHashOptions {
   key: KeySpec

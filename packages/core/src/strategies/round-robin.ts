@@ -1,7 +1,8 @@
 import type { Members } from '../model/members.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
-import type { Choice, Strategy } from './strategy.js'
+import type { Strategy } from './strategy.js'
+import type { Choice } from '../model/choice.js'
 
 /**
  * Smooth weighted round robin, as nginx does it (ngx_http_upstream_round_robin.c,

@@ -2,7 +2,8 @@ import { invalidOption } from '../errors.js'
 import type { Members } from '../model/members.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
-import { isPromise, type Choice, type PickReason, type PickResult, type Strategy } from './strategy.js'
+import { type Strategy } from './strategy.js'
+import { isPromise, type Choice, type PickReason, type PickResult } from '../model/choice.js'
 
 /** Validates a `sessionBalanceFactor` option; undefined (no cap) stays undefined. */
 export function sessionCap (factor: number | undefined): SessionCap | undefined {

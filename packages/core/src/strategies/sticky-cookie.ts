@@ -9,7 +9,8 @@ import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 import { leastConnections } from './least-connections.js'
 import { placeUser, sessionCap, type SessionCap } from './session-cap.js'
-import { isPromise, type Choice, type PickReason, type PickResult, type Strategy } from './strategy.js'
+import { type Strategy } from './strategy.js'
+import { isPromise, type Choice, type PickReason, type PickResult } from '../model/choice.js'
 
 export interface StickyCookieOptions {
   /** HMAC secret(s), ≥ 32 characters. The first signs; all verify (key rotation). */

@@ -2,13 +2,15 @@ import { invalidOption } from '../errors.js'
 import { normalizeIp } from '../keys/ip.js'
 import type { Members } from '../model/members.js'
 import { boundRemap, type Remap } from '../model/remap.js'
-import { memoryStickStore, type StickStore, type StickStoreStats } from '../stick/memory-store.js'
+import { memoryStickStore } from '../stick/memory-store.js'
+import type { StickStore, StickStoreStats } from '../stick/store.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 import { checkPrefixes, type IpPrefixOptions } from './ip-hash.js'
 import { leastConnections } from './least-connections.js'
 import { placeUser, sessionCap, type SessionCap } from './session-cap.js'
-import { isPromise, type Choice, type PickReason, type PickResult, type Strategy } from './strategy.js'
+import { type Strategy } from './strategy.js'
+import { isPromise, type Choice, type PickReason, type PickResult } from '../model/choice.js'
 
 export interface StickyIpOptions extends IpPrefixOptions {
   /** How long an idle client stays bound; every hit refreshes it. */

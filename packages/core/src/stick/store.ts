@@ -1,0 +1,34 @@
+/**
+ * A stick table: client key → upstream id with a TTL. Any method may return a
+ * promise (a shared store such as Redis); the in-memory default never does, so
+ * strategies stay synchronous unless the user plugs in an asynchronous store.
+ */
+export interface StickStore {
+  get (key: string): string | undefined | Promise<string | undefined>
+  set (key: string, upstreamId: string, ttlMs: number): void | Promise<void>
+  delete (key: string): void | Promise<void>
+  /** A shared store's health, for stats() and metrics (optional: the memory store has none). */
+  stats? (): StickStoreStats
+  /** Live entries per upstream id, for stats (optional: a shared store may not know cheaply). */
+  count? (): ReadonlyMap<string, number>
+  /**
+   * The same counts as a live map, kept up to date as entries come and go (expired
+   * ones may linger a little, see memoryStickStore). Read on every new placement
+   * under a session cap (stickyIp `sessionBalanceFactor`), so it must cost O(1).
+   */
+  liveCount? (): ReadonlyMap<string, number>
+}
+
+/** What a shared stick store reports about its backend (see @affinity/redis). */
+export interface StickStoreStats {
+  /** Answering from a local fallback now: the backend is unavailable. */
+  degraded: boolean
+  /** Switches from the backend to the fallback so far. */
+  outages: number
+  /** Reads answered by the fallback because the backend was unavailable. */
+  fallbackReads: number
+  /** Backend commands that failed. */
+  errors: number
+  /** Backend commands that took longer than the store's timeout. */
+  timeouts: number
+}

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
 import * as core from '@affinity/core'
+import { balancerFrom } from '@affinity/core/adapter'
 import { expressHarness, fastifyHarness, type AdapterHarness } from './adapters/harness.js'
 import { Browser, SECRET_A, entries, idOf, byName, upstreams } from './adapters/scenarios.js'
 import { request } from './helpers/http.js'
@@ -37,8 +38,8 @@ t.test('the second copy is a distinct module graph (what the brand check must co
   // Core's own entry points accept it.
   const page = core.createStatusPage(lb)
   page.close()
-  t.equal(core.balancerFrom({ balancer: lb }).balancer, lb)
-  t.throws(() => core.balancerFrom({ balancer: {} as core.Balancer }), { code: 'AFFINITY_ERR_INVALID_OPTION' }, 'an object without the brand is still refused')
+  t.equal(balancerFrom({ balancer: lb }).balancer, lb)
+  t.throws(() => balancerFrom({ balancer: {} as core.Balancer }), { code: 'AFFINITY_ERR_INVALID_OPTION' }, 'an object without the brand is still refused')
   t.throws(() => core.createStatusPage(Object.create(null) as core.Balancer), { code: 'AFFINITY_ERR_INVALID_OPTION' })
   await t.rejects(core.createMetrics(null as unknown as core.Balancer), { code: 'AFFINITY_ERR_INVALID_OPTION' })
 })

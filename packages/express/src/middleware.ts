@@ -1,12 +1,13 @@
 import {
-  AffinityError, balancerFrom, createMetrics, createStatusPage, logStateChanges, writeSocketError,
+  AffinityError, createMetrics, createStatusPage,
   type AffinityLogger, type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry, type StatusPage, type StatusPageOptions,
 } from '@affinity/core'
+import { adapterOptions, logChoice, metricsAnswer, Mount, pendingUpgrade, writeAnswer, writeSocketError } from '@affinity/core/adapter'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { BodyConsumedError, forwardableBody } from './body.js'
 import { ExpressRouteRequest, type ExpressRequest } from './route-request.js'
-import { kUpgrade, routeUpgrade, type ExpressApp, type UpgradeRequest } from './upgrade.js'
+import { routeThroughApp, type ExpressApp } from './upgrade.js'
 
 export interface AffinityExpressOptions extends BalancerSource {
   /**
@@ -82,12 +83,16 @@ function originForm (url: string | undefined): string {
  * Forwards through the core's undici forwarder; the upstream sees the path below
  * the mount (req.url).
  */
+/** The middleware's own options; everything else it takes is `balancer` or a balancer option. */
+const OWN = ['app', 'metrics', 'logger'] as const satisfies ReadonlyArray<keyof AffinityExpressOptions>
+
 export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
+  adapterOptions('@affinity/express', opts, OWN)
   const { app, metrics: metricsOpts, logger, ...source } = opts
-  const { balancer, owned } = balancerFrom(source)
-  const tunnels = new Set<Duplex>()
+  const mount = new Mount(source)
+  const balancer = mount.balancer
+  if (logger !== undefined) mount.logTo(logger)
   const statusPages = new Set<StatusPage>()
-  const stopLogging = logger === undefined ? undefined : logStateChanges(balancer, logger)
   let metrics: Promise<AffinityMetrics> | undefined
   const startMetrics = (): Promise<AffinityMetrics> => {
     if (metrics === undefined) {
@@ -100,19 +105,17 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
   if (metricsOpts === true || (typeof metricsOpts === 'object' && metricsOpts !== null)) void startMetrics()
 
   const forward = (choice: Choice, req: ExpressRequest, res: ServerResponse, next: Next): void => {
-    const pending = (req as UpgradeRequest)[kUpgrade]
-    if (pending !== undefined) {
-      tunnels.add(pending.socket)
-      pending.socket.once('close', () => tunnels.delete(pending.socket))
-      balancer.upgrade(choice, req, pending.socket, pending.head, originForm(req.url))
-      return
+    if (logger !== undefined) logChoice(logger, choice, { method: req.method, url: req.originalUrl ?? req.url })
+    let body: Buffer | string | undefined
+    if (pendingUpgrade(req) === undefined) {
+      const b = forwardableBody(req)
+      if (b instanceof BodyConsumedError) {
+        next(b)
+        return
+      }
+      body = b
     }
-    const body = forwardableBody(req)
-    if (body instanceof BodyConsumedError) {
-      next(body)
-      return
-    }
-    balancer.forward(choice, req, res, {
+    mount.proxy(choice, req, res, {
       path: originForm(req.url),
       body,
       // Headers earlier middleware set (CORS, security headers) go out with the answer.
@@ -120,26 +123,16 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
     })
   }
 
-  const decided = logger === undefined
-    ? forward
-    : (choice: Choice, req: ExpressRequest, res: ServerResponse, next: Next): void => {
-        // As Fastify: the object is built only when the logger says debug is on.
-        if (logger.isLevelEnabled?.('debug') ?? true) {
-          logger.debug({ upstream: choice.upstream?.id, reason: choice.reason, cookie: choice.setCookie !== undefined, method: req.method, url: req.originalUrl ?? req.url }, 'affinity: upstream chosen')
-        }
-        forward(choice, req, res, next)
-      }
-
   const middleware = ((req: ExpressRequest, res: ServerResponse, next: Next): void => {
     const choice = balancer.choose(new ExpressRouteRequest(req))
-    if (choice instanceof Promise) choice.then(c => decided(c, req, res, next), next)
-    else decided(choice, req, res, next)
+    if (choice instanceof Promise) choice.then(c => forward(c, req, res, next), next)
+    else forward(choice, req, res, next)
   }) as AffinityMiddleware
 
   Object.defineProperty(middleware, 'balancer', { value: balancer, enumerable: true })
   middleware.upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => {})
-    if (!routeUpgrade(app, req, socket, head)) {
+    if (!routeThroughApp(app, req, socket, head)) {
       process.emitWarning('@affinity/express: lb.upgrade could not find the Express app; pass it as affinity({ app })', 'AffinityWarning')
       writeSocketError(socket, 'misconfigured')
     }
@@ -147,13 +140,8 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
   middleware.metrics = (): MetricsHandler => {
     if (metricsOpts === false) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'metrics', 'metrics are off (`metrics: false`)')
     const ready = startMetrics()
-    return (_req, res, next) => {
-      ready.then(async m => {
-        const text = await m.metrics()
-        res.statusCode = 200
-        res.setHeader('content-type', m.contentType)
-        res.end(text)
-      }).catch((err: unknown) => {
+    return (req, res, next) => {
+      ready.then(async m => writeAnswer(res, await metricsAnswer(m), req.method)).catch((err: unknown) => {
         if (next !== undefined) next(err)
         else if (!res.headersSent) { res.statusCode = 500; res.end() }
       })
@@ -165,11 +153,9 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
     return (req, res) => page.handle(req, res)
   }
   middleware.close = async (): Promise<void> => {
-    for (const socket of tunnels) socket.destroy()
     for (const page of statusPages) page.close()
-    stopLogging?.()
     if (metrics !== undefined) (await metrics.catch(() => undefined))?.close()
-    if (owned) await balancer.close()
+    await mount.close()
   }
   return middleware
 }

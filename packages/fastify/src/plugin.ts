@@ -1,15 +1,15 @@
 import fastifyCookie from '@fastify/cookie'
 import fastifyHttpProxy from '@fastify/http-proxy'
 import {
-  AffinityError, balancerFrom, createMetrics, createStatusPage, logStateChanges as watchStateChanges,
+  AffinityError, createMetrics, createStatusPage,
   type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry, type StatusPage, type StatusPageOptions,
 } from '@affinity/core'
+import { adapterOptions, logChoice, metricsAnswer, Mount } from '@affinity/core/adapter'
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Duplex } from 'node:stream'
 import { Readable } from 'node:stream'
 import { FastifyRouteRequest } from './route-request.js'
-import { kUpgrade, routeUpgrades, type UpgradeRequest } from './upgrade.js'
+import { routeUpgrades } from './upgrade.js'
 import { encodePrefix, upstreamPath } from './upstream-path.js'
 
 export interface AffinityFastifyOptions extends BalancerSource {
@@ -54,38 +54,42 @@ declare module 'fastify' {
 
 type ParseCookie = (header: string) => Record<string, string | undefined>
 
+/** The plugin's own options; everything else it takes is `balancer` or a balancer option. */
+const OWN = ['prefix', 'rewritePrefix', 'websocket', 'metrics', 'statusPage'] as const satisfies ReadonlyArray<keyof AffinityFastifyOptions>
+
 async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOptions): Promise<void> {
+  adapterOptions('@affinity/fastify', opts, OWN)
   const { prefix: _prefix, rewritePrefix: rawRewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false, ...source } = opts
   const rewritePrefix = encodePrefix(rawRewritePrefix)
-  const { balancer, owned } = balancerFrom(source)
-  await serveMetrics(fastify, balancer, metricsOpts).catch(async (err: unknown) => {
+  const mount = new Mount(source)
+  try {
+    await serveMetrics(fastify, mount.balancer, metricsOpts)
+    await serveStatusPage(fastify, mount.balancer, statusPageOpts)
+  } catch (err) {
     // Registration fails (prom-client missing…): a balancer built here must not outlive it.
-    if (owned) await balancer.close()
+    await mount.close()
     throw err
-  })
-  await serveStatusPage(fastify, balancer, statusPageOpts).catch(async (err: unknown) => {
-    if (owned) await balancer.close()
-    throw err
-  })
+  }
 
   // @fastify/cookie parses the balancer cookie. Registered here (encapsulated, with
   // no parsing hook) only if the app has not: strategies parse lazily, on demand.
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie, { hook: false })
   const parseCookie = (fastify as unknown as { parseCookie: ParseCookie }).parseCookie
 
-  logStateChanges(fastify, balancer, owned)
+  mount.logTo(fastify.log)
   fastify.decorateRequest('affinity', null)
 
   // The choice is made once per request, before body parsing and the app's own
   // preHandlers (which can read request.affinity), and possibly asynchronously
   // (a shared stick store). The same hook runs for routed WebSocket upgrades.
+  const balancer = mount.balancer
   const decide: onRequestHookHandler = (request, _reply, done) => {
     const choice = balancer.choose(new FastifyRouteRequest(request, parseCookie))
     if (choice instanceof Promise) {
-      choice.then(c => { request.affinity = c; log(request, c); done() }, done)
+      choice.then(c => { request.affinity = c; logChoice(request.log, c); done() }, done)
     } else {
       request.affinity = choice
-      log(request, choice)
+      logChoice(request.log, choice)
       done()
     }
   }
@@ -93,18 +97,14 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
   // routes (a scrape or a page view is no pick) skip it with no test per request.
   fastify.addHook('onRoute', (route) => {
     const config = route.config as Record<string, unknown> | undefined
-    if (config?.[METRICS_ROUTE] === true || config?.[STATUS_ROUTE] === true) return
+    if (config?.[OWN_ROUTE] === true) return
     route.onRequest = route.onRequest === undefined ? [decide] : [decide, ...[route.onRequest].flat()]
   })
 
-  const tunnels = new Set<Duplex>()
   if (websocket) {
     routeUpgrades(fastify, fastify.prefix)
     // Upgraded sockets keep server.close() waiting: end them when the app closes.
-    fastify.addHook('preClose', (done) => {
-      for (const socket of tunnels) socket.destroy()
-      done()
-    })
+    fastify.addHook('preClose', (done) => { mount.endTunnels(); done() })
   }
 
   // Bodies are proxied byte for byte: drop every parser this context inherited
@@ -125,23 +125,13 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
     // to another upstream; it maps a refusal to 500 and retries GET + 503 ten times on
     // the same upstream. The core retries on another upstream (re-pinning the sticky
     // cookie), answers the SPEC's JSON 502/503/504, verifies TLS and sets X-Forwarded-*.
+    // Proxied responses are written straight to the socket (reply.hijack), so the
+    // upstream's status, headers and body stream through untouched; headers the app
+    // set in earlier hooks (CORS, security headers) are sent with them.
     handler: (request: FastifyRequest, reply: FastifyReply, dest: string) => {
-      const choice = request.affinity!
-      const raw = request.raw as UpgradeRequest
-      const path = upstreamPath(request, dest, rewritePrefix)
-      const pending = raw[kUpgrade]
       reply.hijack()
-      if (pending !== undefined) {
-        tunnels.add(pending.socket)
-        pending.socket.once('close', () => tunnels.delete(pending.socket))
-        balancer.upgrade(choice, raw, pending.socket, pending.head, path)
-        return
-      }
-      // Proxied responses are written straight to the socket (reply.hijack), so the
-      // upstream's status, headers and body stream through untouched; headers the app
-      // set in earlier hooks (CORS, security headers) are sent with them.
-      balancer.forward(choice, raw, reply.raw, {
-        path,
+      mount.proxy(request.affinity!, request.raw, reply.raw, {
+        path: upstreamPath(request, dest, rewritePrefix),
         body: bodyOf(request),
         responseHeaders: reply.getHeaders() as Record<string, string | string[] | number | undefined>,
       })
@@ -151,8 +141,11 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
     disableRequestLogging: true,
   })
 
-  if (owned) fastify.addHook('onClose', async () => { await balancer.close() })
+  fastify.addHook('onClose', async () => { await mount.close() })
 }
+
+/** Marks the plugin's own routes (metrics, status page): never proxied, never a pick. */
+const OWN_ROUTE = 'affinityOwnRoute'
 
 /**
  * GET `route` below the prefix answers with the exposition text. Its requests skip
@@ -164,14 +157,12 @@ async function serveMetrics (fastify: FastifyInstance, balancer: Balancer, opts:
   if (typeof route !== 'string' || !route.startsWith('/')) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'metrics.route', 'expected a path starting with /')
   const metrics = await createMetrics(balancer, { registry })
   fastify.addHook('onClose', (_instance, done) => { metrics.close(); done() })
-  fastify.get(route, { config: { [METRICS_ROUTE]: true } }, async (_request, reply) => {
-    const text = await metrics.metrics()
-    return reply.type(metrics.contentType).send(text)
+  fastify.get(route, { config: { [OWN_ROUTE]: true } }, async (_request, reply) => {
+    const answer = await metricsAnswer(metrics)
+    return reply.code(answer.status).headers(answer.headers).send(answer.body)
   })
   return metrics
 }
-
-const METRICS_ROUTE = 'affinityMetrics'
 
 /**
  * GET `route` below the prefix answers with the status page (`?format=json`: its
@@ -184,34 +175,17 @@ async function serveStatusPage (fastify: FastifyInstance, balancer: Balancer, op
   if (typeof route !== 'string' || !route.startsWith('/')) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'statusPage.route', 'expected a path starting with /')
   const page = createStatusPage(balancer, pageOpts)
   fastify.addHook('onClose', (_instance, done) => { page.close(); done() })
-  fastify.get(route, { config: { [STATUS_ROUTE]: true }, ...(onRequest === undefined ? {} : { onRequest }) }, async (request, reply) => {
+  fastify.get(route, { config: { [OWN_ROUTE]: true }, ...(onRequest === undefined ? {} : { onRequest }) }, async (request, reply) => {
     const r = page.respond(request.url)
     return reply.code(r.status).headers(r.headers).send(r.body)
   })
   return page
 }
 
-const STATUS_ROUTE = 'affinityStatusPage'
-
 /** The body stream the pass-through parser produced (a preParsing hook may have wrapped it), if any. */
 function bodyOf (request: FastifyRequest): Readable | undefined {
   const body = request.body
   return body instanceof Readable ? body : undefined
-}
-
-function log (request: FastifyRequest, choice: Choice): void {
-  // Building the log object costs an allocation per request: only when debug is on.
-  const logger = request.log as FastifyRequest['log'] & { isLevelEnabled?: (level: string) => boolean }
-  if (logger.isLevelEnabled?.('debug') === true) {
-    request.log.debug({ upstream: choice.upstream?.id, reason: choice.reason, cookie: choice.setCookie !== undefined }, 'affinity: upstream chosen')
-  }
-}
-
-/** Upstream state changes go to the app logger: down and panic at warn, the rest at info. */
-function logStateChanges (fastify: FastifyInstance, balancer: Balancer, owned: boolean): void {
-  const stop = watchStateChanges(balancer, fastify.log)
-  // A caller-owned balancer outlives the app: stop logging into a closed app.
-  if (!owned) fastify.addHook('onClose', (_instance, done) => { stop(); done() })
 }
 
 /**

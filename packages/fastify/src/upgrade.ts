@@ -1,28 +1,21 @@
-import { ServerResponse, type IncomingMessage, type Server } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { routeUpgrade } from '@affinity/core/adapter'
 import type { FastifyInstance } from 'fastify'
-
-/** Marks a raw request that arrived as an HTTP Upgrade, with its socket and head. */
-export const kUpgrade = Symbol('affinity.upgrade')
-
-export interface PendingUpgrade { socket: Duplex, head: Buffer }
-export type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade }
 
 const kListener = Symbol('affinity.upgradeListener')
 
-interface ServerState { prefixes: Set<string>, routing: (req: IncomingMessage, res: ServerResponse) => void }
+interface ServerState { prefixes: Set<string>, routing: FastifyInstance['routing'] }
 type ServerWithState = Server & { [kListener]?: ServerState }
 
 /**
- * WebSocket upgrades go through Fastify's router, as @fastify/http-proxy does
- * (handleUpgrade in its index.js), so every hook of the route runs for them too —
- * authentication can refuse an upgrade with a normal HTTP answer, and `request.ip`
- * follows `trustProxy`. What happens after routing differs from @fastify/http-proxy,
- * whose `ws`-to-`ws` relay forwards only the Cookie header and the first
- * subprotocol and accepts the handshake before the upstream answers: the route
- * handler hands the raw socket to the core forwarder instead (packages/core
- * forward/upgrade.ts), which carries every end-to-end header and answers with an
- * HTTP error when no upstream takes the upgrade.
+ * WebSocket upgrades go through Fastify's router (routeUpgrade), as
+ * @fastify/http-proxy does (handleUpgrade in its index.js), so every hook of the
+ * route runs for them too. What happens after routing differs from
+ * @fastify/http-proxy, whose `ws`-to-`ws` relay forwards only the Cookie header and
+ * the first subprotocol and accepts the handshake before the upstream answers: the
+ * route handler hands the socket to the core's tunnel, which carries every
+ * end-to-end header and answers with an HTTP error when no upstream takes it.
  *
  * One listener per HTTP server serves every registration on it; an upgrade under
  * none of their prefixes is left to other listeners, or answered 404 by Fastify
@@ -35,14 +28,9 @@ export function routeUpgrades (fastify: FastifyInstance, prefix: string): void {
     const s: ServerState = { prefixes: new Set(), routing: fastify.routing }
     state = s
     server[kListener] = s
-    server.on('upgrade', (req: UpgradeRequest, socket: Duplex, head: Buffer) => {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (!owns(s.prefixes, req.url ?? '/') && server.listenerCount('upgrade') > 1) return
-      req[kUpgrade] = { socket, head }
-      const res = new ServerResponse(req)
-      res.assignSocket(socket as never)
-      // A response written by Fastify (404, an auth hook's 401…) ends the exchange.
-      res.on('finish', () => socket.destroy())
-      s.routing(req, res)
+      routeUpgrade(req, socket, head, s.routing)
     })
   }
   state.prefixes.add(prefix)

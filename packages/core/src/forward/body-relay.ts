@@ -16,6 +16,9 @@ export class BodyRelay extends Readable {
   constructor (source: Readable) {
     super()
     this.#source = source
+    // undici listens for the relay's errors only once it writes the body; one that
+    // comes earlier (the client gone) must not be an uncaught exception.
+    this.on('error', noop)
   }
 
   get started (): boolean {
@@ -32,7 +35,8 @@ export class BodyRelay extends Readable {
       src.once('aborted', this.#onAborted)
       if (src.readableEnded) this.push(null)
       // The client left before the upstream asked for its body: nothing will come.
-      else if (src.destroyed) this.#onAborted()
+      // (undici first calls read(0) before it listens for errors: fail on the next tick.)
+      else if (src.destroyed) process.nextTick(this.#onAborted)
     }
     this.#source.resume()
   }
@@ -73,3 +77,5 @@ export class BodyRelay extends Readable {
     src.off('aborted', this.#onAborted)
   }
 }
+
+function noop (): void {}

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import { buildConnector, Pool } from 'undici'
+import { buildConnector, Dispatcher, Pool } from 'undici'
 
 /**
  * The connection pool for one upstream origin: undici's Pool, with a connector
@@ -27,6 +27,12 @@ export function createPool (origin: string, opts: Pool.Options): Pool {
   })
   return new Pool(origin, { ...rest, allowH2, connect: wrapped })
 }
+
+/**
+ * The transport of a would-be upstream (Balancer.preview builds some to ask the
+ * strategy a what-if): it opens nothing, and dispatching through it throws.
+ */
+export const NO_TRANSPORT: Dispatcher = new Dispatcher()
 
 /**
  * An upstream may answer before it has read the whole request body (a 413 for an

@@ -1,4 +1,4 @@
-import { Pool } from 'undici'
+import type { Dispatcher } from 'undici'
 import { AffinityError } from '../errors.js'
 import type { HealthCheckRecord, OutcomeKind, UpstreamInfo, UpstreamInput, UpstreamState } from './types.js'
 
@@ -18,7 +18,8 @@ export class Upstream {
   readonly basePath: string
   readonly weight: number
   readonly secure: boolean
-  readonly pool: Pool
+  /** Its connection pool (undici's Pool): what the forwarders and active checks dispatch through. */
+  readonly pool: Dispatcher
 
   inFlight = 0
   websockets = 0
@@ -50,7 +51,7 @@ export class Upstream {
    */
   boundSeenAt = 0
 
-  constructor (url: string, id: string, weight: number, pool: Pool) {
+  constructor (url: string, id: string, weight: number, pool: Dispatcher) {
     const parsed = new URL(url)
     this.url = url
     this.id = id

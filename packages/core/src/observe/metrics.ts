@@ -1,5 +1,6 @@
 import type * as PromClient from 'prom-client'
-import { isBalancer, type Balancer, type OutcomeListener } from '../balancer/balancer.js'
+import type { Balancer, OutcomeListener } from '../balancer/balancer.js'
+import { isBalancer } from '../balancer/brand.js'
 import { AffinityError, invalidOption } from '../errors.js'
 import type { BalancerStats, OutcomeKind, UpstreamInfo, UpstreamState } from '../model/types.js'
 

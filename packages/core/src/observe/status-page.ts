@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { isBalancer, type Balancer } from '../balancer/balancer.js'
+import type { Balancer } from '../balancer/balancer.js'
+import { isBalancer } from '../balancer/brand.js'
 import { invalidOption } from '../errors.js'
 import { StatsHistory, type HistoryOptions } from './history.js'
 import { statusHtml } from './status-html.js'

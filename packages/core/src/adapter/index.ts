@@ -1,0 +1,12 @@
+/**
+ * @affinity/core/adapter: what an adapter needs and nothing else. An adapter is
+ * wiring: its framework's hooks, its request view (a RouteRequest), its options
+ * type; the rest is here. examples/node-http is a whole adapter for plain node:http.
+ */
+export { adapterOptions, balancerFrom, type BalancerSource } from './source.js'
+export { Mount } from './mount.js'
+export { kUpgrade, pendingUpgrade, routeUpgrade, type PendingUpgrade, type UpgradeRequest } from './upgrade.js'
+export { debugEnabled, logChoice } from './log.js'
+export { metricsAnswer, writeAnswer, type RouteAnswer } from './routes.js'
+export { writeSocketError } from '../forward/error-response.js'
+export { BALANCER_OPTIONS } from '../balancer/config.js'

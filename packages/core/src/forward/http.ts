@@ -2,11 +2,12 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Http2ServerRequest } from 'node:http2'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { isPromise, type Choice } from '../model/choice.js'
+import type { Choice } from '../model/choice.js'
 import type { Upstream } from '../model/upstream.js'
 import { BodyRelay } from './body-relay.js'
-import { blame, ClientGoneError, IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
-import { isClosed, sendError, type ClientResponse } from './error-response.js'
+import { IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
+import { isClosed, sendError, type ClientResponse, type ErrorAnswer } from './error-response.js'
+import { Attempt, Exchange } from './exchange.js'
 import { appendSetCookie, mergeHeaders, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { requestTarget } from './target.js'
 
@@ -55,7 +56,7 @@ export function forwardHttp (ctx: ForwardContext, choice: Choice, req: ClientReq
   // The client left while the decision was made (an asynchronous stick store, the
   // app's hooks): its 'close' has passed, so nothing would ever abort the attempt.
   if (isClosed(res)) return
-  new Exchange(ctx, choice, req, res, opts).attempt(choice.upstream)
+  new HttpExchange(ctx, choice, req, res, opts).attempt(choice.upstream)
 }
 
 function hasBody (req: ClientRequest): boolean {
@@ -68,10 +69,8 @@ function hasBody (req: ClientRequest): boolean {
   return headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0')
 }
 
-/** One client request across its attempts. */
-class Exchange {
-  readonly ctx: ForwardContext
-  readonly choice: Choice
+/** One client HTTP request across its attempts (the failover rule: exchange.ts). */
+class HttpExchange extends Exchange {
   readonly req: ClientRequest
   /**
    * Typed as node:http's response: node:http2's compatibility response has every
@@ -84,13 +83,9 @@ class Exchange {
   readonly source: Readable | Buffer | string | null
   readonly extra: ForwardOptions['responseHeaders']
   relay: BodyRelay | undefined
-  attempts = 0
-  clientGone = false
-  current: Attempt | undefined
 
   constructor (ctx: ForwardContext, choice: Choice, req: ClientRequest, res: ClientResponse, opts: ForwardOptions) {
-    this.ctx = ctx
-    this.choice = choice
+    super(ctx, choice)
     this.req = req
     this.res = res as ServerResponse
     this.path = requestTarget(opts.path)
@@ -103,17 +98,13 @@ class Exchange {
     res.once('close', this.onClose)
   }
 
-  attempt (u: Upstream): void {
-    this.attempts++
-    this.choice.upstream = u
-    this.ctx.begin(u)
+  protected dispatch (u: Upstream): Attempt {
     let body: Readable | Buffer | string | null = this.source
     if (body !== null && typeof body === 'object' && !Buffer.isBuffer(body)) {
       this.relay = new BodyRelay(body)
       body = this.relay
     }
-    const attempt = new Attempt(this, u)
-    this.current = attempt
+    const attempt = new HttpAttempt(this, u)
     u.pool.dispatch({
       path: u.basePath + this.path,
       method: this.method as Dispatcher.HttpMethod,
@@ -122,76 +113,42 @@ class Exchange {
       headersTimeout: this.ctx.timeoutMs,
       bodyTimeout: this.ctx.idleTimeoutMs,
     }, attempt)
+    return attempt
   }
 
-  failed (attempt: Attempt, err: Error): void {
-    const u = attempt.u
-    this.current = undefined
-    if (this.clientGone || isClosed(this.res)) {
-      this.ctx.settle(u, 'neutral', 'aborted', attempt.startedAt)
-      return
-    }
-    const b = blame(err, attempt.reached)
-    this.ctx.settle(u, b.outcome, b.kind, attempt.startedAt)
-    if (this.res.headersSent) {
-      // Cut mid-body (an idle timeout, a reset): the client must see an incomplete
-      // response, never a clean end.
-      this.res.destroy()
-      return
-    }
-    const replayable = !attempt.reached || (IDEMPOTENT.has(this.method) && this.relay?.started !== true)
-    if (!b.retry || !replayable || this.attempts > this.ctx.retries) {
-      sendError(this.res, b.answer, undefined, this.extra)
-      return
-    }
-    ;(this.choice.tried ??= []).push(u)
-    const next = this.ctx.repick(this.choice)
-    if (isPromise(next)) next.then(n => this.retry(n), () => this.retry(undefined))
-    else this.retry(next)
+  protected responded (): boolean {
+    return this.res.headersSent
   }
 
-  retry (next: Upstream | undefined): void {
-    if (this.clientGone) return
-    if (next === undefined) sendError(this.res, 'unreachable', undefined, this.extra)
-    else this.attempt(next)
+  protected cut (): void {
+    this.res.destroy()
+  }
+
+  protected answer (answer: ErrorAnswer): void {
+    sendError(this.res, answer, undefined, this.extra)
+  }
+
+  /** RFC 9110 §9.2.2: idempotent, and its body not read yet (it cannot be read twice). */
+  protected replayable (): boolean {
+    return IDEMPOTENT.has(this.method) && this.relay?.started !== true
+  }
+
+  protected override closed (): boolean {
+    return isClosed(this.res)
   }
 
   onClose = (): void => {
-    if (this.res.writableFinished) return
-    this.clientGone = true
-    this.current?.abort()
+    if (!this.res.writableFinished) this.clientLeft()
   }
 }
 
-/** undici handler (v2 API: onRequestStart … onResponseError) for one attempt. */
-class Attempt implements Dispatcher.DispatchHandler {
-  readonly ex: Exchange
-  readonly u: Upstream
-  readonly startedAt: number
-  reached = false
+/** The undici handler (v2 API) of one HTTP attempt: relays the answer into the client's response. */
+class HttpAttempt extends Attempt implements Dispatcher.DispatchHandler {
+  declare readonly ex: HttpExchange
   outcome: Outcome = 'ok'
   statusCode = 0
   /** Response body bytes relayed so far: none yet means the head still waits in Node's buffer. */
   wrote = false
-  controller: Dispatcher.DispatchController | undefined
-
-  constructor (ex: Exchange, u: Upstream) {
-    this.ex = ex
-    this.u = u
-    this.startedAt = ex.ctx.timing ? performance.now() : 0
-  }
-
-  abort (): void {
-    this.controller?.abort(new ClientGoneError('client closed the connection'))
-  }
-
-  onRequestStart (controller: Dispatcher.DispatchController): void {
-    // undici calls this on a connected socket, right before writing the request:
-    // from here on the upstream may have seen it.
-    this.reached = true
-    this.controller = controller
-    if (this.ex.clientGone) this.abort()
-  }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return // 1xx informational: consumed here (RFC 9110 §15.2)
@@ -224,16 +181,11 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd (_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
-    const ex = this.ex
-    ex.current = undefined
+    const res = this.ex.res
     this.wrote = true
-    if (trailers !== undefined && hasAny(trailers)) addTrailers(ex.res, trailers)
-    ex.res.end()
-    ex.ctx.settle(this.u, this.outcome, statusKind(this.statusCode), this.startedAt)
-  }
-
-  onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
-    this.ex.failed(this, err)
+    if (trailers !== undefined && hasAny(trailers)) addTrailers(res, trailers)
+    res.end()
+    this.settle(this.outcome, statusKind(this.statusCode))
   }
 
   resume = (): void => {
@@ -241,7 +193,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 }
 
-function flushHead (attempt: Attempt): void {
+function flushHead (attempt: HttpAttempt): void {
   const res = attempt.ex.res
   if (!attempt.wrote && !res.writableEnded && !isClosed(res)) res.flushHeaders()
 }

@@ -2,11 +2,11 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { isPromise, type Choice } from '../model/choice.js'
+import type { Choice } from '../model/choice.js'
 import type { Upstream } from '../model/upstream.js'
-import type { OutcomeKind } from '../model/types.js'
-import { blame, ClientGoneError, statusKind, type ForwardContext, type Outcome } from './context.js'
-import { writeSocketError } from './error-response.js'
+import { statusKind, type ForwardContext } from './context.js'
+import { writeSocketError, type ErrorAnswer } from './error-response.js'
+import { Attempt, Exchange } from './exchange.js'
 import { appendSetCookie, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { requestTarget } from './target.js'
 
@@ -53,96 +53,57 @@ export function forwardUpgrade (ctx: ForwardContext, choice: Choice, req: Incomi
 
 function noop (): void {}
 
-class Tunnel {
+/** One upgrade request across its attempts (the failover rule: exchange.ts). */
+class Tunnel extends Exchange {
   readonly headers: string[]
-  attempts = 0
-  clientGone = false
-  controller: Dispatcher.DispatchController | undefined
+  readonly req: IncomingMessage
+  readonly socket: Duplex
+  /** Bytes the client sent after its request head (the first WebSocket frames). */
+  readonly early: Buffer
+  readonly path: string
+  /** The upstream's refusal is being relayed: nothing more can be answered. */
+  relaying = false
 
-  constructor (
-    readonly ctx: ForwardContext,
-    readonly choice: Choice,
-    readonly req: IncomingMessage,
-    readonly socket: Duplex,
-    readonly head: Buffer,
-    readonly path: string,
-  ) {
+  constructor (ctx: ForwardContext, choice: Choice, req: IncomingMessage, socket: Duplex, early: Buffer, path: string) {
+    super(ctx, choice)
+    this.req = req
+    this.socket = socket
+    this.early = early
+    this.path = path
     this.headers = upstreamRequestHeaders(req, choice.request)
-    socket.once('close', () => {
-      this.clientGone = true
-      this.controller?.abort(new ClientGoneError('client closed the connection'))
-    })
+    socket.once('close', () => this.clientLeft())
   }
 
-  attempt (u: Upstream): void {
-    this.attempts++
-    this.choice.upstream = u
-    this.ctx.begin(u)
-    let reached = false
-    let responded = false
-    let status = 0
-    let settled = false
-    const startedAt = this.ctx.timing ? performance.now() : 0
-    const settle = (outcome: Outcome, kind: OutcomeKind): void => {
-      if (!settled) { settled = true; this.ctx.settle(u, outcome, kind, startedAt) }
-    }
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart: (controller) => {
-        reached = true
-        this.controller = controller
-        if (this.clientGone) controller.abort(new ClientGoneError('client closed the connection'))
-      },
-      onRequestUpgrade: (_controller, statusCode, headers, upstream) => {
-        settle('ok', 'upgrade')
-        this.splice(u, statusCode, headers, upstream as Duplex)
-      },
-      // The upstream answered without switching protocols: relay its answer as is.
-      onResponseStart: (_controller, statusCode, headers, statusMessage) => {
-        if (statusCode < 200) return
-        responded = true
-        status = statusCode
-        if (statusCode >= 500) settle('failure', '5xx')
-        stripResponseHeaders(headers)
-        this.socket.write(head(statusCode, statusMessage ?? '', headers, this.choice.setCookie, undefined))
-      },
-      onResponseData: (_controller, chunk) => {
-        this.socket.write(chunk)
-      },
-      onResponseEnd: () => {
-        settle('ok', statusKind(status))
-        this.socket.end()
-      },
-      onResponseError: (_controller, err) => {
-        this.controller = undefined
-        if (this.clientGone) { settle('neutral', 'aborted'); return }
-        const b = blame(err, reached)
-        settle(b.outcome, b.kind)
-        if (responded) { this.socket.destroy(); return }
-        if (!reached && b.retry && this.attempts <= this.ctx.retries) {
-          ;(this.choice.tried ??= []).push(u)
-          const next = this.ctx.repick(this.choice)
-          if (isPromise(next)) next.then(n => this.retry(n), () => this.retry(undefined))
-          else this.retry(next)
-          return
-        }
-        writeSocketError(this.socket, b.answer)
-      },
-    }
+  protected dispatch (u: Upstream): Attempt {
+    const attempt = new TunnelAttempt(this, u)
     u.pool.dispatch({
       path: u.basePath + this.path,
       method: 'GET',
       headers: this.headers,
       upgrade: 'websocket',
       headersTimeout: this.ctx.timeoutMs,
-    }, handler)
+    }, attempt)
+    return attempt
   }
 
-  retry (next: Upstream | undefined): void {
-    if (this.clientGone) return
-    if (next === undefined) writeSocketError(this.socket, 'unreachable')
-    else this.attempt(next)
+  protected responded (): boolean {
+    return this.relaying
   }
 
+  protected cut (): void {
+    this.socket.destroy()
+  }
+
+  protected answer (answer: ErrorAnswer): void {
+    writeSocketError(this.socket, answer)
+  }
+
+  /** An upgrade that reached its upstream is not replayed: the handshake may have done something. */
+  protected replayable (): boolean {
+    return false
+  }
+
+  /** The upstream switched protocols: answer the client with its 101 and join the two sockets. */
   splice (u: Upstream, statusCode: number, headers: IncomingHttpHeaders, upstream: Duplex): void {
     const client = this.socket
     if (this.clientGone) {
@@ -151,8 +112,8 @@ class Tunnel {
     }
     const protocol = String(headers.upgrade ?? 'websocket')
     stripResponseHeaders(headers)
-    client.write(head(statusCode, STATUS_CODES[statusCode] ?? '', headers, this.choice.setCookie, protocol))
-    if (this.head.length > 0) upstream.write(this.head)
+    client.write(responseHead(statusCode, STATUS_CODES[statusCode] ?? '', headers, this.choice.setCookie, protocol))
+    if (this.early.length > 0) upstream.write(this.early)
     this.ctx.socketOpened(u)
     let open = true
     const close = (): void => {
@@ -172,11 +133,40 @@ class Tunnel {
   }
 }
 
+/** The undici handler of one upgrade attempt: a 101 is spliced, any other answer relayed as is. */
+class TunnelAttempt extends Attempt implements Dispatcher.DispatchHandler {
+  declare readonly ex: Tunnel
+  status = 0
+
+  onRequestUpgrade (_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, upstream: Duplex): void {
+    this.settle('ok', 'upgrade')
+    this.ex.splice(this.u, statusCode, headers, upstream)
+  }
+
+  onResponseStart (_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    if (statusCode < 200) return
+    this.ex.relaying = true
+    this.status = statusCode
+    if (statusCode >= 500) this.settle('failure', '5xx')
+    stripResponseHeaders(headers)
+    this.ex.socket.write(responseHead(statusCode, statusMessage ?? '', headers, this.ex.choice.setCookie, undefined))
+  }
+
+  onResponseData (_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.ex.socket.write(chunk)
+  }
+
+  onResponseEnd (): void {
+    this.settle('ok', statusKind(this.status))
+    this.ex.socket.end()
+  }
+}
+
 /**
  * An HTTP/1.1 response head for a raw socket: a 101 that switches to `upgrade`,
  * or (upgrade undefined) a relayed refusal delimited by closing the connection.
  */
-function head (statusCode: number, statusMessage: string, headers: IncomingHttpHeaders, cookie: string | undefined, upgrade: string | undefined): string {
+function responseHead (statusCode: number, statusMessage: string, headers: IncomingHttpHeaders, cookie: string | undefined, upgrade: string | undefined): string {
   const h = headers as Record<string, string | string[] | undefined>
   if (cookie !== undefined) appendSetCookie(h, cookie)
   let out = `HTTP/1.1 ${statusCode} ${statusMessage || STATUS_CODES[statusCode] || ''}\r\n`

@@ -148,7 +148,7 @@ t.test('with a cap, no upstream ever holds more than ceil(factor × average) bou
   ), 40)
 })
 
-t.test('without a cap the same script piles users up; with it they spill', async t => {
+t.test('without a cap the same script piles users up; with it they are capped', async t => {
   for (const kind of ['cookie', 'ip'] as const) {
     const loose = make(kind, [1, 1, 1, 1], scripted([0]), undefined)
     const capped = make(kind, [1, 1, 1, 1], scripted([0]), 1.25)
@@ -162,8 +162,8 @@ t.test('without a cap the same script piles users up; with it they spill', async
     t.same([...boundUsers(loose).values()], [100, 0, 0, 0], `${kind}: no cap, all 100 on the script's upstream`)
     const counts = [...boundUsers(capped).values()]
     t.ok(Math.max(...counts) <= Math.ceil(1.25 * 100 / 4), `${kind}: capped at ceil(1.25 × 25) = 32 (${counts.join(', ')})`)
-    t.ok((reasons.get('spill') ?? 0) > 0 && (reasons.get('assigned') ?? 0) > 0, `${kind}: reasons assigned ${reasons.get('assigned')}, spill ${reasons.get('spill')}`)
-    t.equal(capped.stats().picks.spill, reasons.get('spill'), `${kind}: spills counted in stats().picks`)
+    t.ok((reasons.get('capped') ?? 0) > 0 && (reasons.get('assigned') ?? 0) > 0, `${kind}: reasons assigned ${reasons.get('assigned')}, capped ${reasons.get('capped')}`)
+    t.equal(capped.stats().picks.capped, reasons.get('capped'), `${kind}: capped placements counted in stats().picks`)
   }
 })
 

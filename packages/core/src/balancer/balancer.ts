@@ -68,7 +68,7 @@ export class Balancer extends EventEmitter {
   readonly #ctx: ForwardContext
   /** Fixed shape (every PickReason preset): the per-pick increment stays a fast keyed store. */
   readonly #picks: Record<PickReason, number> = {
-    rotation: 0, 'least-load': 0, sticky: 0, assigned: 0, failover: 0, hash: 0, successor: 0, spill: 0, fallback: 0,
+    rotation: 0, 'least-load': 0, sticky: 0, assigned: 0, failover: 0, hash: 0, successor: 0, spill: 0, capped: 0, fallback: 0,
   }
 
   #observers: OutcomeListener[] = []

@@ -13,31 +13,76 @@
  */
 import { murmur3Bytes, murmur3Uint32BE } from '../hashing/murmur3.js'
 
-const words = new Uint16Array(8)
+import { invalidOption } from '../errors.js'
+import { wholeNumber } from '../options.js'
 
-export function normalizeIp (input: string | undefined, ipv4Prefix = 32, ipv6Prefix = 64): string | undefined {
-  if (typeof input !== 'string' || input.length === 0 || input.length > 64) return undefined
+export interface IpPrefixOptions {
+  /** Bits of an IPv4 address that identify a client (32: the whole address). */
+  ipv4Prefix?: number
+  /** Bits of an IPv6 address that identify a client (64: privacy addresses rotate inside a /64). */
+  ipv6Prefix?: number
+}
+
+/** The prefix options of ipHash and stickyIp, checked, with their defaults. */
+export function checkPrefixes (opts: IpPrefixOptions): { ipv4Prefix: number, ipv6Prefix: number } {
+  if (opts === null || typeof opts !== 'object') throw invalidOption('ipv4Prefix', 'expected an options object')
+  return {
+    ipv4Prefix: wholeNumber('ipv4Prefix', opts.ipv4Prefix, 32, 0, 32),
+    ipv6Prefix: wholeNumber('ipv6Prefix', opts.ipv6Prefix, 64, 0, 128),
+  }
+}
+
+/** Scratch for one parse: the IPv6 hextets, or the IPv4 value (parseAddress). */
+const words = new Uint16Array(8)
+let v4Value = 0
+/** Whether the IPv4 text was exactly the input (so a normalised form can reuse it). */
+let v4Whole = false
+
+const INVALID = 0
+const V4 = 4
+const V6 = 6
+
+/**
+ * Parses a client address into the scratch state: V4 (IPv4, or IPv4-mapped IPv6
+ * folded, in `v4Value`), V6 (hextets in `words`), or INVALID. Brackets, a zone
+ * index and an "a.b.c.d:port" port are dropped. One pass, no allocation.
+ */
+function parseAddress (input: string | undefined): number {
+  if (typeof input !== 'string' || input.length === 0 || input.length > 64) return INVALID
   let start = 0
   let end = input.length
   if (input.charCodeAt(0) === 91 /* [ */) {
     const close = input.indexOf(']')
-    if (close === -1) return undefined
+    if (close === -1) return INVALID
     start = 1
     end = close
   }
   if (start === 0) end = withoutV4Port(input, end)
   const v4 = parseIpv4(input, start, end)
   if (v4 !== -1) {
-    // A valid dotted quad is already canonical (no leading zeros): reuse the string.
-    if (ipv4Prefix >= 32) return start === 0 && end === input.length ? input : formatIpv4(v4)
-    return formatIpv4(mask32(v4, ipv4Prefix))
+    v4Value = v4
+    v4Whole = start === 0 && end === input.length
+    return V4
   }
   const zone = input.indexOf('%', start)
   if (zone !== -1 && zone < end) end = zone
-  if (!parseIpv6Into(input, start, end, words)) return undefined
+  if (!parseIpv6Into(input, start, end, words)) return INVALID
   if (words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0 && words[4] === 0 && words[5] === 0xffff) {
-    return formatIpv4(mask32(((words[6]! << 16) | words[7]!) >>> 0, ipv4Prefix))
+    v4Value = ((words[6]! << 16) | words[7]!) >>> 0
+    v4Whole = false
+    return V4
   }
+  return V6
+}
+
+export function normalizeIp (input: string | undefined, ipv4Prefix = 32, ipv6Prefix = 64): string | undefined {
+  const kind = parseAddress(input)
+  if (kind === V4) {
+    // A valid dotted quad is already canonical (no leading zeros): reuse the string.
+    if (ipv4Prefix >= 32 && v4Whole) return input
+    return formatIpv4(mask32(v4Value, ipv4Prefix))
+  }
+  if (kind === INVALID) return undefined
   maskV6(words, ipv6Prefix)
   return formatIpv6(words)
 }
@@ -52,29 +97,12 @@ const bytes = new Uint8Array(16)
  * reproduce in any language.
  */
 export function ipHashOf (input: string | undefined, ipv4Prefix = 32, ipv6Prefix = 64): number {
-  if (typeof input !== 'string' || input.length === 0 || input.length > 64) return -1
-  let start = 0
-  let end = input.length
-  if (input.charCodeAt(0) === 91 /* [ */) {
-    const close = input.indexOf(']')
-    if (close === -1) return -1
-    start = 1
-    end = close
-  }
-  if (start === 0) end = withoutV4Port(input, end)
-  let v4 = parseIpv4(input, start, end)
-  if (v4 === -1) {
-    const zone = input.indexOf('%', start)
-    if (zone !== -1 && zone < end) end = zone
-    if (!parseIpv6Into(input, start, end, words)) return -1
-    if (!(words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0 && words[4] === 0 && words[5] === 0xffff)) {
-      maskV6(words, ipv6Prefix)
-      for (let i = 0; i < 8; i++) { bytes[2 * i] = words[i]! >>> 8; bytes[2 * i + 1] = words[i]! & 255 }
-      return murmur3Bytes(bytes, 16)
-    }
-    v4 = ((words[6]! << 16) | words[7]!) >>> 0
-  }
-  return murmur3Uint32BE(mask32(v4, ipv4Prefix))
+  const kind = parseAddress(input)
+  if (kind === V4) return murmur3Uint32BE(mask32(v4Value, ipv4Prefix))
+  if (kind === INVALID) return -1
+  maskV6(words, ipv6Prefix)
+  for (let i = 0; i < 8; i++) { bytes[2 * i] = words[i]! >>> 8; bytes[2 * i + 1] = words[i]! & 255 }
+  return murmur3Bytes(bytes, 16)
 }
 
 /**

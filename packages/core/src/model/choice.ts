@@ -10,7 +10,8 @@ export type PickReason =
   | 'failover' // the bound upstream is down, gone or failed: re-placed
   | 'hash' // the key's own upstream on the ring / table
   | 'successor' // the key's upstream is down or draining: its deterministic successor
-  | 'spill' // bounded loads: the key's upstream is full, the next one with room; a session cap turned a new user away from assign's choice
+  | 'spill' // bounded loads: the key's upstream is full, the next one with room
+  | 'capped' // a session cap turned a new or failed-over user away from assign's choice (a full upstream)
   | 'fallback' // no key in the request: the fallback strategy chose
 
 /**

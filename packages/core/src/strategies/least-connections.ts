@@ -1,8 +1,9 @@
+import type { Choice } from '../model/choice.js'
 import type { Members } from '../model/members.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
+import { SmoothWeights } from './smooth-weights.js'
 import type { Strategy } from './strategy.js'
-import type { Choice } from '../model/choice.js'
 
 /**
  * Fewest in-flight requests plus open WebSockets per unit of weight (nginx
@@ -16,23 +17,21 @@ import type { Choice } from '../model/choice.js'
 class LeastConnections implements Strategy {
   readonly name = 'leastConnections'
   #list: readonly Upstream[] = []
-  #weights = new Float64Array(0)
-  /** Smooth weighted round-robin counters, used only to break ties. */
-  #current = new Float64Array(0)
+  /** Smooth weighted round robin, used only to break ties. */
+  readonly #smooth = new SmoothWeights()
   /** Indices of the upstreams tied at the lowest load in the current pick (reused). */
   #ties = new Int32Array(0)
 
   update (members: Members): void {
     this.#list = members.eligible
-    this.#weights = Float64Array.from(this.#list, u => u.weight)
-    this.#current = new Float64Array(this.#list.length)
+    this.#smooth.reset(this.#list.map(u => u.weight))
     this.#ties = new Int32Array(this.#list.length)
   }
 
-  pick (_req: RouteRequest, choice: Choice): Upstream | undefined {
+  pick (_req: RouteRequest, choice: Choice, aside?: ReadonlySet<Upstream>): Upstream | undefined {
     choice.reason = 'least-load'
     const list = this.#list
-    const weights = this.#weights
+    const weights = this.#smooth.weights
     const ties = this.#ties
     const n = list.length
     // One scan: the lowest load/weight (compared without dividing) and who ties at it.
@@ -41,7 +40,7 @@ class LeastConnections implements Strategy {
     let bestWeight = 1
     for (let i = 0; i < n; i++) {
       const u = list[i]!
-      if (choice.tried !== undefined && choice.avoids(u)) continue
+      if ((choice.tried !== undefined && choice.avoids(u)) || (aside !== undefined && aside.has(u))) continue
       const load = u.inFlight + u.websockets
       const w = weights[i]!
       if (tied === 0 || load * bestWeight < bestLoad * w) {
@@ -55,17 +54,7 @@ class LeastConnections implements Strategy {
     }
     if (tied === 0) return undefined
     if (tied === 1) return list[ties[0]!]
-    const current = this.#current
-    let winner = -1
-    let total = 0
-    for (let k = 0; k < tied; k++) {
-      const i = ties[k]!
-      current[i]! += weights[i]!
-      total += weights[i]!
-      if (winner === -1 || current[i]! > current[winner]!) winner = i
-    }
-    current[winner]! -= total
-    return list[winner]
+    return list[this.#smooth.pick(tied, ties)]
   }
 }
 

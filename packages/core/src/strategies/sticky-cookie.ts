@@ -7,10 +7,9 @@ import { boundRemap, type Remap } from '../model/remap.js'
 import { RecentUsers, type SeenStamp } from '../stick/recent-users.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
-import { leastConnections } from './least-connections.js'
-import { placeUser, sessionCap, type SessionCap } from './session-cap.js'
+import { Placement } from './placement.js'
 import { type Strategy } from './strategy.js'
-import { isPromise, type Choice, type PickReason, type PickResult } from '../model/choice.js'
+import type { Choice, PickReason, PickResult } from '../model/choice.js'
 
 export interface StickyCookieOptions {
   /** HMAC secret(s), ≥ 32 characters. The first signs; all verify (key rotation). */
@@ -66,11 +65,10 @@ class StickyCookie implements Strategy {
   readonly #maxAge: number | undefined
   readonly #attrs: string
   readonly #secure: boolean | 'auto'
-  readonly #assign: Strategy
+  readonly #placement: Placement
   readonly #cache: LRUCache<string, SeenToken> | undefined
   /** Users seen within activeMs, per upstream: counted as they come back, never by a scan. */
   readonly #recent: RecentUsers
-  readonly #cap: SessionCap | undefined
   /** Per secret: tag → upstream, over every member (down ones included: they fail over). */
   #byTag: Map<string, Upstream>[] = []
   /** Per upstream id: its tag under the signing secret. */
@@ -93,14 +91,13 @@ class StickyCookie implements Strategy {
     this.#secure = opts.secure ?? 'auto'
     if (this.#secure !== 'auto' && typeof this.#secure !== 'boolean') throw invalidOption('secure', "expected true, false or 'auto'")
     if (opts.sameSite === 'none' && this.#secure === false) throw invalidOption('sameSite', "SameSite=None requires Secure: set secure to true or 'auto'")
-    this.#assign = opts.assign ?? leastConnections()
+    this.#placement = new Placement(opts.assign, opts.sessionBalanceFactor)
     const cacheSize = opts.cacheSize ?? 10_000
     if (!Number.isInteger(cacheSize) || cacheSize < 0) throw invalidOption('cacheSize', 'expected a whole number ≥ 0')
     const activeMs = opts.activeMs ?? 30 * 60_000
     if (!Number.isFinite(activeMs) || activeMs <= 0) throw invalidOption('activeMs', 'expected milliseconds > 0')
     this.#recent = new RecentUsers(activeMs)
-    this.#cap = sessionCap(opts.sessionBalanceFactor)
-    if (this.#cap !== undefined && cacheSize === 0) throw invalidOption('sessionBalanceFactor', 'counts users through the token cache: needs cacheSize > 0')
+    if (this.#placement.cap !== undefined && cacheSize === 0) throw invalidOption('sessionBalanceFactor', 'counts users through the token cache: needs cacheSize > 0')
     // No lru-cache TTL: its per-hit bookkeeping cost ≈55 ns (bench/strategies.js,
     // cookie-warm); the bucket stamp on the cached token costs a comparison. A token
     // leaving the cache (evicted, cleared) stops counting: bound users are the most
@@ -110,7 +107,7 @@ class StickyCookie implements Strategy {
 
   update (members: Members): void {
     this.#members = members
-    this.#assign.update(members)
+    this.#placement.update(members)
     const n = this.#codec.secrets
     const byTag: Map<string, Upstream>[] = Array.from({ length: n }, () => new Map())
     const tagOf = new Map<string, string>()
@@ -156,11 +153,10 @@ class StickyCookie implements Strategy {
         this.#recent.forget(token)
       }
     }
-    const r = this.#cap === undefined
-      ? placeUser(this.#assign, req, choice, reason)
-      : this.#cap.place(this.#assign, req, choice, reason, this.#members!, this.#recent.counts(Date.now()))
-    if (isPromise(r)) return r.then(u => this.#assigned(u, req, choice))
-    return this.#assigned(r, req, choice)
+    return this.#placement.place(req, choice, reason, this.#counts, u => {
+      choice.setCookie = u === undefined ? undefined : this.#setCookie(u, req)
+      return u
+    })
   }
 
   /**
@@ -182,13 +178,11 @@ class StickyCookie implements Strategy {
 
   close (): void | Promise<void> {
     this.#cache?.clear()
-    return this.#assign.close?.()
+    return this.#placement.close()
   }
 
-  #assigned (u: Upstream | undefined, req: RouteRequest, choice: Choice): Upstream | undefined {
-    choice.setCookie = u === undefined ? undefined : this.#setCookie(u, req)
-    return u
-  }
+  /** Bound users per upstream, as the session cap reads them. */
+  #counts = (): ReadonlyMap<string, number> => this.#recent.counts(Date.now())
 
   /**
    * Authenticated, unexpired token or undefined. Verified tokens are cached (LRU):

@@ -1,14 +1,12 @@
 import { invalidOption } from '../errors.js'
-import { normalizeIp } from '../keys/ip.js'
+import { checkPrefixes, normalizeIp, type IpPrefixOptions } from '../keys/ip.js'
 import type { Members } from '../model/members.js'
 import { boundRemap, type Remap } from '../model/remap.js'
 import { memoryStickStore } from '../stick/memory-store.js'
 import type { StickStore, StickStoreStats } from '../stick/store.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
-import { checkPrefixes, type IpPrefixOptions } from './ip-hash.js'
-import { leastConnections } from './least-connections.js'
-import { placeUser, sessionCap, type SessionCap } from './session-cap.js'
+import { Placement } from './placement.js'
 import { type Strategy } from './strategy.js'
 import { isPromise, type Choice, type PickReason, type PickResult } from '../model/choice.js'
 
@@ -40,9 +38,8 @@ class StickyIp implements Strategy {
   readonly #ttl: number
   readonly #v4: number
   readonly #v6: number
-  readonly #assign: Strategy
+  readonly #placement: Placement
   readonly #store: StickStore
-  readonly #cap: SessionCap | undefined
   #members: Members | undefined
 
   constructor (opts: StickyIpOptions) {
@@ -51,21 +48,20 @@ class StickyIp implements Strategy {
     this.#v6 = ipv6Prefix
     this.#ttl = opts.ttlMs ?? 30 * 60_000
     if (!Number.isFinite(this.#ttl) || this.#ttl <= 0) throw invalidOption('ttlMs', 'expected milliseconds > 0')
-    this.#assign = opts.assign ?? leastConnections()
+    this.#placement = new Placement(opts.assign, opts.sessionBalanceFactor)
     this.#store = opts.store ?? memoryStickStore()
     const s = this.#store as Partial<StickStore>
     if (typeof s.get !== 'function' || typeof s.set !== 'function' || typeof s.delete !== 'function') {
       throw invalidOption('store', 'expected { get(key), set(key, upstreamId, ttlMs), delete(key) }')
     }
-    this.#cap = sessionCap(opts.sessionBalanceFactor)
-    if (this.#cap !== undefined && typeof s.liveCount !== 'function') {
+    if (this.#placement.cap !== undefined && typeof s.liveCount !== 'function') {
       throw invalidOption('sessionBalanceFactor', 'needs a store that counts its bindings (`liveCount()`, as memoryStickStore does)')
     }
   }
 
   update (members: Members): void {
     this.#members = members
-    this.#assign.update(members)
+    this.#placement.update(members)
   }
 
   pick (req: RouteRequest, choice: Choice): PickResult {
@@ -101,7 +97,7 @@ class StickyIp implements Strategy {
   }
 
   close (): void | Promise<void> {
-    return this.#assign.close?.()
+    return this.#placement.close()
   }
 
   #resolve (key: string, id: string | undefined, req: RouteRequest, choice: Choice): PickResult {
@@ -121,15 +117,14 @@ class StickyIp implements Strategy {
   }
 
   #place (key: string | undefined, req: RouteRequest, choice: Choice, reason: PickReason): PickResult {
-    const r = this.#cap === undefined
-      ? placeUser(this.#assign, req, choice, reason)
-      : this.#cap.place(this.#assign, req, choice, reason, this.#members!, this.#store.liveCount!())
-    const done = (u: Upstream | undefined): Upstream | undefined => {
+    return this.#placement.place(req, choice, reason, this.#counts, u => {
       if (u !== undefined && key !== undefined) this.#bind(key, u)
       return u
-    }
-    return isPromise(r) ? r.then(done) : done(r)
+    })
   }
+
+  /** Bound clients per upstream, as the session cap reads them (the store counts live). */
+  #counts = (): ReadonlyMap<string, number> => this.#store.liveCount!()
 
   #bind (key: string, u: Upstream): void {
     try {

@@ -1,4 +1,5 @@
 import type { Choice, PickResult } from '../model/choice.js'
+import type { Upstream } from '../model/upstream.js'
 import type { Members } from '../model/members.js'
 import type { Remap } from '../model/remap.js'
 import type { RouteRequest } from '../model/types.js'
@@ -14,7 +15,13 @@ import type { StickStoreStats } from '../stick/store.js'
 export interface Strategy {
   readonly name: string
   update (members: Members): void
-  pick (req: RouteRequest, choice: Choice): PickResult
+  /**
+   * `aside`: upstreams the caller sets aside for this pick (a session cap's full
+   * ones; HAProxy's `srvtoavoid`). A strategy that places users skips them when it
+   * can; the caller checks the answer either way. Upstreams that already failed
+   * the request are in `choice.tried` and must never be returned.
+   */
+  pick (req: RouteRequest, choice: Choice, aside?: ReadonlySet<Upstream>): PickResult
   /**
    * Sticky strategies: users bound to each upstream (id → count) and seen lately,
    * for stats(); a copy of live counters, never called per request. undefined when

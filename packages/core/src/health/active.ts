@@ -1,4 +1,5 @@
 import { invalidOption } from '../errors.js'
+import { knownKeys, milliseconds, wholeNumber } from '../options.js'
 import type { HealthOptions } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 
@@ -9,12 +10,14 @@ export function activeConfig (opts: HealthOptions | undefined): ActiveConfig | u
   if (opts === null || typeof opts !== 'object' || typeof opts.path !== 'string' || opts.path[0] !== '/') {
     throw invalidOption('health.path', "expected a path such as '/health'")
   }
-  const c = { path: opts.path, intervalMs: opts.intervalMs ?? 2000, timeoutMs: opts.timeoutMs ?? 1000, rise: opts.rise ?? 2, fall: opts.fall ?? 3 }
-  if (!(c.intervalMs > 0)) throw invalidOption('health.intervalMs', 'expected milliseconds > 0')
-  if (!(c.timeoutMs > 0)) throw invalidOption('health.timeoutMs', 'expected milliseconds > 0')
-  if (!Number.isInteger(c.rise) || c.rise < 1) throw invalidOption('health.rise', 'expected a whole number ≥ 1')
-  if (!Number.isInteger(c.fall) || c.fall < 1) throw invalidOption('health.fall', 'expected a whole number ≥ 1')
-  return c
+  knownKeys('health', opts, ['path', 'intervalMs', 'timeoutMs', 'rise', 'fall'])
+  return {
+    path: opts.path,
+    intervalMs: milliseconds('health.intervalMs', opts.intervalMs, 2000, { positive: true }),
+    timeoutMs: milliseconds('health.timeoutMs', opts.timeoutMs, 1000, { positive: true }),
+    rise: wholeNumber('health.rise', opts.rise, 2, 1),
+    fall: wholeNumber('health.fall', opts.fall, 3, 1),
+  }
 }
 
 interface Probe { timer: NodeJS.Timeout | undefined, passes: number, fails: number, stopped: boolean }

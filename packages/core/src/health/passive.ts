@@ -1,4 +1,4 @@
-import { invalidOption } from '../errors.js'
+import { finiteNumber, knownKeys, milliseconds, optionsObject, wholeNumber } from '../options.js'
 import type { PassiveOptions } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 
@@ -11,15 +11,15 @@ export interface PassiveConfig {
 
 export function passiveConfig (opts: PassiveOptions | false | undefined): PassiveConfig | undefined {
   if (opts === false) return undefined
-  const failures = opts?.failures ?? 3
-  const cooldownMs = opts?.cooldownMs ?? 10_000
-  const maxCooldownMs = opts?.maxCooldownMs ?? Math.max(300_000, cooldownMs)
-  const maxEjectedPercent = opts?.maxEjectedPercent ?? 50
-  if (!Number.isInteger(failures) || failures < 1) throw invalidOption('passive.failures', 'expected a whole number ≥ 1')
-  if (!Number.isFinite(cooldownMs) || cooldownMs <= 0) throw invalidOption('passive.cooldownMs', 'expected milliseconds > 0')
-  if (!Number.isFinite(maxCooldownMs) || maxCooldownMs < cooldownMs) throw invalidOption('passive.maxCooldownMs', 'expected milliseconds ≥ cooldownMs')
-  if (!Number.isFinite(maxEjectedPercent) || maxEjectedPercent < 0 || maxEjectedPercent > 100) throw invalidOption('passive.maxEjectedPercent', 'expected a percentage from 0 to 100')
-  return { failures, cooldownMs, maxCooldownMs, maxEjectedPercent }
+  const o = optionsObject('passive', opts)
+  knownKeys('passive', o, ['failures', 'cooldownMs', 'maxCooldownMs', 'maxEjectedPercent'])
+  const cooldownMs = milliseconds('passive.cooldownMs', o.cooldownMs, 10_000, { positive: true })
+  return {
+    failures: wholeNumber('passive.failures', o.failures, 3, 1),
+    cooldownMs,
+    maxCooldownMs: finiteNumber('passive.maxCooldownMs', o.maxCooldownMs, Math.max(300_000, cooldownMs), { min: cooldownMs }, 'expected milliseconds ≥ cooldownMs'),
+    maxEjectedPercent: finiteNumber('passive.maxEjectedPercent', o.maxEjectedPercent, 50, { min: 0, max: 100 }, 'expected a percentage from 0 to 100'),
+  }
 }
 
 /** What the balancer tells passive health about the whole pool. */

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { AffinityError } from '../errors.js'
+import { knownKeys } from '../options.js'
 import type { HealthCheckRecord, OutcomeKind, UpstreamInfo, UpstreamInput, UpstreamState } from './types.js'
 
 /** Health checks kept per upstream for stats() and the status page. */
@@ -109,6 +110,7 @@ export function normalizeUpstream (input: UpstreamInput): NormalizedUpstream {
   if (raw === null || typeof raw !== 'object' || typeof raw.url !== 'string') {
     throw new AffinityError('AFFINITY_ERR_INVALID_URL', JSON.stringify(input))
   }
+  if (typeof input !== 'string') knownKeys('upstream', raw, ['url', 'id', 'weight'])
   let parsed: URL
   try {
     parsed = new URL(raw.url)

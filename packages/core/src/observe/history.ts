@@ -1,5 +1,6 @@
 import type { Balancer } from '../balancer/balancer.js'
 import { invalidOption } from '../errors.js'
+import { finiteNumber } from '../options.js'
 
 export interface HistoryOptions {
   /** How often a sample is taken (default 5 s). */
@@ -28,10 +29,8 @@ export interface Sample {
 const MAX_SAMPLES = 10_000
 
 export function historyConfig (opts: HistoryOptions = {}): Required<HistoryOptions> {
-  const intervalMs = opts.intervalMs ?? 5000
-  const windowMs = opts.windowMs ?? 15 * 60_000
-  if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs < 100) throw invalidOption('intervalMs', 'expected milliseconds ≥ 100')
-  if (typeof windowMs !== 'number' || !Number.isFinite(windowMs) || windowMs < intervalMs) throw invalidOption('windowMs', 'expected milliseconds ≥ intervalMs')
+  const intervalMs = finiteNumber('intervalMs', opts.intervalMs, 5000, { min: 100 }, 'expected milliseconds ≥ 100')
+  const windowMs = finiteNumber('windowMs', opts.windowMs, 15 * 60_000, { min: intervalMs }, 'expected milliseconds ≥ intervalMs')
   if (windowMs / intervalMs > MAX_SAMPLES) throw invalidOption('windowMs', `keeps at most ${MAX_SAMPLES} samples: raise intervalMs or shorten windowMs`)
   return { intervalMs, windowMs }
 }

@@ -2,6 +2,7 @@ import type * as PromClient from 'prom-client'
 import type { Balancer, OutcomeListener } from '../balancer/balancer.js'
 import { isBalancer } from '../balancer/brand.js'
 import { AffinityError, invalidOption } from '../errors.js'
+import { knownKeys, optionsObject } from '../options.js'
 import type { BalancerStats, OutcomeKind, UpstreamInfo, UpstreamState } from '../model/types.js'
 
 /**
@@ -263,6 +264,7 @@ async function loadPromClient (): Promise<Prom> {
 }
 
 function checkOptions (opts: MetricsOptions<MetricsRegistry>): { prefix: string, buckets: readonly number[] } {
+  knownKeys('metrics', optionsObject('metrics', opts), ['registry', 'prefix', 'buckets'])
   const prefix = opts.prefix ?? 'affinity_'
   if (typeof prefix !== 'string' || !/^(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?$/.test(prefix)) {
     throw invalidOption('prefix', 'expected letters, digits, _ and : (a Prometheus metric name prefix)')

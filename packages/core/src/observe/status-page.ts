@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Balancer } from '../balancer/balancer.js'
 import { isBalancer } from '../balancer/brand.js'
 import { invalidOption } from '../errors.js'
+import { knownKeys } from '../options.js'
 import { StatsHistory, type HistoryOptions } from './history.js'
 import { statusHtml } from './status-html.js'
 import { statusView, type StatusView } from './status-view.js'
@@ -53,6 +54,7 @@ export class StatusPage {
   constructor (balancer: Balancer, opts: StatusPageOptions = {}) {
     if (!isBalancer(balancer)) throw invalidOption('balancer', 'expected a balancer from createBalancer()')
     if (opts === null || typeof opts !== 'object') throw invalidOption('statusPage', 'expected an options object')
+    knownKeys('statusPage', opts, ['showUrls', 'intervalMs', 'windowMs'])
     if (opts.showUrls !== undefined && typeof opts.showUrls !== 'boolean') throw invalidOption('statusPage.showUrls', 'expected a boolean')
     this.#balancer = balancer
     this.#history = new StatsHistory(balancer, opts)

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { invalidOption } from '../errors.js'
+import { knownKeys, optionsObject, wholeNumber } from '../options.js'
 import type { StickStore } from './store.js'
 
 export interface MemoryStickStoreOptions {
@@ -26,8 +26,8 @@ const SWEEP_MS = 5000
  * nobody reads costs nothing and holds no timer.
  */
 export function memoryStickStore (opts: MemoryStickStoreOptions = {}): StickStore & { readonly size: number } {
-  const max = opts.maxEntries ?? 100_000
-  if (!Number.isInteger(max) || max < 1) throw invalidOption('maxEntries', 'expected a whole number ≥ 1')
+  knownKeys('memoryStickStore', optionsObject('memoryStickStore', opts), ['maxEntries'])
+  const max = wholeNumber('maxEntries', opts.maxEntries, 100_000, 1)
   const counts = new Map<string, number>()
   const up = (id: string): void => { counts.set(id, (counts.get(id) ?? 0) + 1) }
   const down = (id: string): void => {

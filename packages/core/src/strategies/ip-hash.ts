@@ -1,4 +1,5 @@
 import { checkPrefixes, ipHashOf, type IpPrefixOptions } from '../keys/ip.js'
+import { knownKeys, optionsObject } from '../options.js'
 import { ConsistentHash } from './consistent-hash.js'
 import type { Strategy } from './strategy.js'
 
@@ -12,6 +13,7 @@ export type { IpPrefixOptions } from '../keys/ip.js'
  * A request with no usable address goes round robin.
  */
 export function ipHash (opts: IpPrefixOptions = {}): Strategy {
+  knownKeys('ipHash', optionsObject('ipHash', opts), ['ipv4Prefix', 'ipv6Prefix'])
   const { ipv4Prefix, ipv6Prefix } = checkPrefixes(opts)
   return new ConsistentHash({ key: () => undefined }, 'ipHash', req => ipHashOf(req.ip, ipv4Prefix, ipv6Prefix))
 }

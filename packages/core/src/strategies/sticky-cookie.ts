@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { AffinityError, invalidOption } from '../errors.js'
+import { knownKeys, milliseconds, oneOf, wholeNumber } from '../options.js'
 import { checkCookieName, cookieAttributes, type SameSite } from '../cookie/attributes.js'
 import { TokenCodec, type VerifiedToken } from '../cookie/token.js'
 import type { Members } from '../model/members.js'
@@ -43,6 +44,10 @@ export interface StickyCookieOptions {
 
 const MIN_SECRET = 32
 
+const STICKY_COOKIE_OPTIONS = [
+  'secret', 'name', 'maxAge', 'path', 'domain', 'httpOnly', 'secure', 'sameSite', 'assign', 'cacheSize', 'activeMs', 'sessionBalanceFactor',
+] as const satisfies ReadonlyArray<keyof StickyCookieOptions>
+
 /** A verified token as cached, with where and when its user was last counted (for bound() and the session cap). */
 interface SeenToken extends VerifiedToken, SeenStamp {}
 
@@ -78,6 +83,7 @@ class StickyCookie implements Strategy {
 
   constructor (opts: StickyCookieOptions) {
     if (opts === null || typeof opts !== 'object') throw new AffinityError('AFFINITY_ERR_SECRET_REQUIRED')
+    knownKeys('stickyCookie', opts, STICKY_COOKIE_OPTIONS)
     const secrets = typeof opts.secret === 'string' ? [opts.secret] : opts.secret
     if (!Array.isArray(secrets) || secrets.length === 0) throw new AffinityError('AFFINITY_ERR_SECRET_REQUIRED')
     secrets.forEach((s, i) => {
@@ -88,15 +94,11 @@ class StickyCookie implements Strategy {
     this.#cookie = checkCookieName(opts.name ?? 'affinity')
     this.#maxAge = opts.maxAge
     this.#attrs = cookieAttributes(opts)
-    this.#secure = opts.secure ?? 'auto'
-    if (this.#secure !== 'auto' && typeof this.#secure !== 'boolean') throw invalidOption('secure', "expected true, false or 'auto'")
+    this.#secure = oneOf('secure', opts.secure, 'auto', ['auto', true, false])
     if (opts.sameSite === 'none' && this.#secure === false) throw invalidOption('sameSite', "SameSite=None requires Secure: set secure to true or 'auto'")
     this.#placement = new Placement(opts.assign, opts.sessionBalanceFactor)
-    const cacheSize = opts.cacheSize ?? 10_000
-    if (!Number.isInteger(cacheSize) || cacheSize < 0) throw invalidOption('cacheSize', 'expected a whole number ≥ 0')
-    const activeMs = opts.activeMs ?? 30 * 60_000
-    if (!Number.isFinite(activeMs) || activeMs <= 0) throw invalidOption('activeMs', 'expected milliseconds > 0')
-    this.#recent = new RecentUsers(activeMs)
+    const cacheSize = wholeNumber('cacheSize', opts.cacheSize, 10_000, 0)
+    this.#recent = new RecentUsers(milliseconds('activeMs', opts.activeMs, 30 * 60_000, { positive: true }))
     if (this.#placement.cap !== undefined && cacheSize === 0) throw invalidOption('sessionBalanceFactor', 'counts users through the token cache: needs cacheSize > 0')
     // No lru-cache TTL: its per-hit bookkeeping cost ≈55 ns (bench/strategies.js,
     // cookie-warm); the bucket stamp on the cached token costs a comparison. A token

@@ -1,4 +1,5 @@
 import { invalidOption } from '../errors.js'
+import { knownKeys, milliseconds, optionsObject } from '../options.js'
 import { checkPrefixes, normalizeIp, type IpPrefixOptions } from '../keys/ip.js'
 import type { Members } from '../model/members.js'
 import { boundRemap, type Remap } from '../model/remap.js'
@@ -43,11 +44,11 @@ class StickyIp implements Strategy {
   #members: Members | undefined
 
   constructor (opts: StickyIpOptions) {
+    knownKeys('stickyIp', optionsObject('stickyIp', opts), ['ipv4Prefix', 'ipv6Prefix', 'ttlMs', 'assign', 'store', 'sessionBalanceFactor'])
     const { ipv4Prefix, ipv6Prefix } = checkPrefixes(opts)
     this.#v4 = ipv4Prefix
     this.#v6 = ipv6Prefix
-    this.#ttl = opts.ttlMs ?? 30 * 60_000
-    if (!Number.isFinite(this.#ttl) || this.#ttl <= 0) throw invalidOption('ttlMs', 'expected milliseconds > 0')
+    this.#ttl = milliseconds('ttlMs', opts.ttlMs, 30 * 60_000, { positive: true })
     this.#placement = new Placement(opts.assign, opts.sessionBalanceFactor)
     this.#store = opts.store ?? memoryStickStore()
     const s = this.#store as Partial<StickStore>

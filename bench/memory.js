@@ -5,7 +5,7 @@
 //   download  client ◄── balancer ◄── upstream that streams the bytes
 // and prints the balancer process's RSS growth (the highest RSS sampled during the
 // transfer minus the RSS just before it) and the throughput, with PASS/FAIL against
-// the 96 MiB target (SPEC: "Large bodies … memory stays flat").
+// the 96 MiB target (bodies stream through; the process memory must not grow with the body).
 //
 // The balancer runs in a child process of its own (this file, forked with --child),
 // so the RSS measured is the balancer's only; the upstream and the client run here,

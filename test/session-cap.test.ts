@@ -191,14 +191,14 @@ t.test('options: the factor must be > 1; stickyIp needs a counting store, sticky
     t.equal(code(() => stickyIp({ sessionBalanceFactor: bad })), 'AFFINITY_ERR_INVALID_OPTION', `stickyIp factor ${String(bad)}`)
   }
   const uncounted: StickStore = { get: () => undefined, set: () => {}, delete: () => {} }
-  t.equal(code(() => stickyIp({ sessionBalanceFactor: 1.25, store: uncounted })), 'AFFINITY_ERR_INVALID_OPTION', 'a store without liveCount()')
+  t.equal(code(() => stickyIp({ sessionBalanceFactor: 1.25, store: uncounted })), 'AFFINITY_ERR_INVALID_OPTION', 'a store without boundLive()')
   t.equal(code(() => stickyIp({ store: uncounted })), 'no error', 'fine without a cap')
   t.equal(code(() => stickyCookie({ secret: SECRET, sessionBalanceFactor: 1.25, cacheSize: 0 })), 'AFFINITY_ERR_INVALID_OPTION', 'stickyCookie cacheSize 0')
 })
 
-t.test('memoryStickStore: liveCount() follows sets, re-binds, deletes, evictions and expiry; count() agrees', async t => {
+t.test('memoryStickStore: boundLive() follows sets, re-binds, deletes, evictions and expiry; bound() agrees', async t => {
   const s = memoryStickStore({ maxEntries: 4 })
-  const live = (): Record<string, number> => Object.fromEntries([...s.liveCount!()].sort())
+  const live = (): Record<string, number> => Object.fromEntries([...s.boundLive!()].sort())
   s.set('a', 'x', 60_000); s.set('b', 'x', 60_000); s.set('c', 'y', 60_000)
   t.same(live(), { x: 2, y: 1 })
   s.set('a', 'x', 60_000)
@@ -212,12 +212,12 @@ t.test('memoryStickStore: liveCount() follows sets, re-binds, deletes, evictions
   s.set('g', 'x', 30)
   t.same(live(), { x: 1, z: 3 }, 'g in, a (the least recently refreshed) out')
   await new Promise(resolve => setTimeout(resolve, 60))
-  t.same(Object.fromEntries([...s.count!()].sort()), { z: 3 }, 'count() sweeps the expired entry')
+  t.same(Object.fromEntries([...s.bound!()].sort()), { z: 3 }, 'bound() sweeps the expired entry')
   t.same(live(), { z: 3 }, 'and the live counts agree')
   s.set('h', 'x', 30)
   t.same(live(), { x: 1, z: 3 }, 'h in')
   await new Promise(resolve => setTimeout(resolve, 60))
-  t.same(live(), { z: 3 }, 'liveCount() sweeps expired entries too, at most every ttl / 8')
+  t.same(live(), { z: 3 }, 'boundLive() sweeps expired entries too, at most every ttl / 8')
 })
 
 t.test('stickyCookie: bound users are those seen within activeMs; renewals and failovers count once', async t => {

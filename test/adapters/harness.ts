@@ -4,7 +4,7 @@
  * the spirit of Hono's adapter conformance suite. Each `start` builds a real app on
  * 127.0.0.1:0 with the proxy mounted under a prefix and registers its teardown
  * with the test; balancers passed in belong to the caller (the scenario), as the
- * SPEC says, and upstreams are the scenario's too.
+ * README's "Fastify" and "Express" sections promise, and upstreams are the scenario's too.
  */
 import { once } from 'node:events'
 import type { Server } from 'node:http'

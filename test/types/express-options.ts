@@ -1,4 +1,4 @@
-// Compile-only type test (checked by `tsc -b`, never run): the SPEC's Express snippet
+// Compile-only type test (checked by `tsc -b`, never run): the README's Express snippet
 // type-checks with Express 5's own types, and wrong options do not.
 import express from 'express'
 import Fastify from 'fastify'

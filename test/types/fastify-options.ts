@@ -12,7 +12,7 @@ export async function typeTests (): Promise<void> {
     strategy: stickyCookie({ secret: 'x'.repeat(32) }),
   })
 
-  // The SPEC snippet.
+  // The README's snippet.
   await app.register(affinity, { prefix: '/api', rewritePrefix: '', balancer, websocket: true })
   // The shorthand.
   await app.register(affinity, {

@@ -124,7 +124,7 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
     // reply-from calls getUpstream once, so a refused connection can never fail over
     // to another upstream; it maps a refusal to 500 and retries GET + 503 ten times on
     // the same upstream. The core retries on another upstream (re-pinning the sticky
-    // cookie), answers the SPEC's JSON 502/503/504, verifies TLS and sets X-Forwarded-*.
+    // cookie), answers with the JSON 502/503/504 of forward/error-response.ts, verifies TLS and sets X-Forwarded-*.
     // Proxied responses are written straight to the socket (reply.hijack), so the
     // upstream's status, headers and body stream through untouched; headers the app
     // set in earlier hooks (CORS, security headers) are sent with them.

@@ -105,8 +105,9 @@ export function hmacSha256 (key: KeyObject | Uint8Array, data: Uint8Array): Buff
 }
 
 /**
- * Random nonce bytes from a pool refilled 4 KiB at a time: randomFillSync costs
- * ≈5 µs per call here whatever the size, so one call serves 455 cookies.
+ * Random nonce bytes from a pool refilled 4 KiB at a time: a randomFillSync call
+ * costs nearly the same whatever its size (one trip to the OS generator), so one
+ * call serves 455 cookies.
  */
 const pool = Buffer.allocUnsafe(4095)
 let used = pool.length

@@ -18,10 +18,10 @@ const SWEEP_MS = 5000
  *
  * Entries per upstream are counted as they come and go, through lru-cache's
  * `onInsert` (added, or re-bound to another upstream) and `dispose` (replaced,
- * evicted, deleted, expired) callbacks, so `liveCount()` is a map read, not a scan.
+ * evicted, deleted, expired) callbacks, so `boundLive()` is a map read, not a scan.
  * An expired entry leaves the counts when lru-cache drops it: when it is read, or
- * at the sweep (`purgeStale`, O(entries)) that `liveCount()` runs at most every
- * min(5 s, ttl / 8) and `count()` runs every time. The sweep rides on the reads
+ * at the sweep (`purgeStale`, O(entries)) that `boundLive()` runs at most every
+ * min(5 s, ttl / 8) and `bound()` runs every time. The sweep rides on the reads
  * instead of an unref'd timer: the counts are only needed when read, and a store
  * nobody reads costs nothing and holds no timer.
  */
@@ -56,11 +56,11 @@ export function memoryStickStore (opts: MemoryStickStoreOptions = {}): StickStor
       cache.set(key, upstreamId, { ttl: ttlMs })
     },
     delete: (key) => { cache.delete(key) },
-    count: () => {
+    bound: () => {
       sweep()
       return new Map(counts)
     },
-    liveCount: () => {
+    boundLive: () => {
       if (performance.now() - swept >= sweepEvery) sweep()
       return counts
     },

@@ -9,14 +9,18 @@ export interface StickStore {
   delete (key: string): void | Promise<void>
   /** A shared store's health, for stats() and metrics (optional: the memory store has none). */
   stats? (): StickStoreStats
-  /** Live entries per upstream id, for stats (optional: a shared store may not know cheaply). */
-  count? (): ReadonlyMap<string, number>
+  /**
+   * Unexpired entries per upstream id, exact (expired ones swept first): a copy, for
+   * stats() and previews, never per request. Optional: a shared store may not know
+   * cheaply.
+   */
+  bound? (): ReadonlyMap<string, number>
   /**
    * The same counts as a live map, kept up to date as entries come and go (expired
    * ones may linger a little, see memoryStickStore). Read on every new placement
    * under a session cap (stickyIp `sessionBalanceFactor`), so it must cost O(1).
    */
-  liveCount? (): ReadonlyMap<string, number>
+  boundLive? (): ReadonlyMap<string, number>
 }
 
 /** What a shared stick store reports about its backend (see @affinity/redis). */

@@ -21,7 +21,7 @@ export interface StickyIpOptions extends IpPrefixOptions {
   /**
    * Bounded loads on sessions (e.g. 1.25): a new or failed-over client is not placed
    * on an upstream already holding ceil(factor × average) bound clients (weighted);
-   * bound clients never move. Needs a store that counts (`liveCount()`, as
+   * bound clients never move. Needs a store that counts (`boundLive()`, as
    * memoryStickStore does). Off by default.
    */
   sessionBalanceFactor?: number
@@ -55,8 +55,8 @@ class StickyIp implements Strategy {
     if (typeof s.get !== 'function' || typeof s.set !== 'function' || typeof s.delete !== 'function') {
       throw invalidOption('store', 'expected { get(key), set(key, upstreamId, ttlMs), delete(key) }')
     }
-    if (this.#placement.cap !== undefined && typeof s.liveCount !== 'function') {
-      throw invalidOption('sessionBalanceFactor', 'needs a store that counts its bindings (`liveCount()`, as memoryStickStore does)')
+    if (this.#placement.cap !== undefined && typeof s.boundLive !== 'function') {
+      throw invalidOption('sessionBalanceFactor', 'needs a store that counts its bindings (`boundLive()`, as memoryStickStore does)')
     }
   }
 
@@ -84,7 +84,7 @@ class StickyIp implements Strategy {
 
   /** Clients bound in the table and not expired, per upstream (when the store can count). */
   bound (): ReadonlyMap<string, number> | undefined {
-    return this.#store.count?.()
+    return this.#store.bound?.()
   }
 
   /** A shared store's health (degraded, fallback reads…), when it reports one. */
@@ -94,7 +94,7 @@ class StickyIp implements Strategy {
 
   /** Clients of an upstream that goes away or down are re-placed at their next request; nobody else moves. */
   preview (from: Members, to: Members): Remap {
-    return boundRemap(this.#store.count?.() ?? this.#store.liveCount?.(), from, to)
+    return boundRemap(this.#store.bound?.() ?? this.#store.boundLive?.(), from, to)
   }
 
   close (): void | Promise<void> {
@@ -125,7 +125,7 @@ class StickyIp implements Strategy {
   }
 
   /** Bound clients per upstream, as the session cap reads them (the store counts live). */
-  #counts = (): ReadonlyMap<string, number> => this.#store.liveCount!()
+  #counts = (): ReadonlyMap<string, number> => this.#store.boundLive!()
 
   #bind (key: string, u: Upstream): void {
     try {

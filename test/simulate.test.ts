@@ -3,7 +3,7 @@
  * strategies are known to have (exact where the property is exact, with a
  * sampling-noise allowance where it is statistical), the SVG chart's shape, and
  * the CLI end to end. Everything runs in this process from the TypeScript sources;
- * the built dist/cli.js is also spawned when a build newer than the sources exists.
+ * the built dist/cli/main.js is also spawned when a build newer than the sources exists.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { main, type CliIo } from '../packages/core/src/cli.js'
+import { cliMain as main, type CliIo } from '@affinity/core/internal'
 import { renderChart } from '../packages/core/src/simulate/chart.js'
 import { SimulationOptionError, upstreamList, type SimulationOptions } from '../packages/core/src/simulate/options.js'
 import { simulate, type SimulationResult } from '../packages/core/src/simulate/simulation.js'
@@ -346,10 +346,10 @@ t.test('CLI in-process: report, chart file, JSON, help, errors', async t => {
 
 /** The built CLI, spawned, when every file it is built from has a build at least as new. */
 const root = fileURLToPath(new URL('..', import.meta.url))
-const distCli = join(root, 'packages/core/dist/cli.js')
+const distCli = join(root, 'packages/core/dist/cli/main.js')
 function buildIsFresh (): boolean {
   const core = join(root, 'packages/core')
-  const sources = ['cli.ts', ...readdirSync(join(core, 'src/simulate')).map(f => `simulate/${f}`)]
+  const sources = [...readdirSync(join(core, 'src/cli')).map(f => `cli/${f}`), ...readdirSync(join(core, 'src/simulate')).map(f => `simulate/${f}`)]
   return sources.every(f => {
     const built = join(core, 'dist', f.replace(/\.ts$/, '.js'))
     return existsSync(built) && statSync(join(core, 'src', f)).mtimeMs <= statSync(built).mtimeMs

@@ -22,7 +22,7 @@ import {
   createBalancer, ipHash, memoryStickStore, stickyCookie, stickyIp,
 } from '@affinity/core'
 import { parseArgs } from 'node:util'
-import { mulberry32 } from '../packages/core/dist/simulate/prng.js'
+import { mulberry32 } from '@affinity/core/internal'
 
 const SECRET = 'bench-sessions-secret-0123456789abcdef-0123'
 const DEFAULT_SIZES = ['3x30', '3x300', '10x100', '10x1000', '20x200', '50x500']

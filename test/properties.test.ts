@@ -7,11 +7,8 @@
 import net from 'node:net'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
-import { hmacSha256, TOKEN_LENGTH, TokenCodec } from '../packages/core/src/cookie/token.js'
-import { murmur3, murmur3Bytes as coreMurmur3Bytes } from '../packages/core/src/hashing/murmur3.js'
-import { ipHashOf, normalizeIp } from '../packages/core/src/keys/ip.js'
-import { compileKey, queryParam } from '../packages/core/src/keys/key-source.js'
-import type { RouteRequest } from '../packages/core/src/model/types.js'
+import { murmur3, normalizeIp, type RouteRequest } from '@affinity/core'
+import { compileKey, hmacSha256, ipHashOf, murmur3Bytes as coreMurmur3Bytes, queryParam, TOKEN_LENGTH, TokenCodec } from '@affinity/core/internal'
 
 /** A new seed per run (FC_SEED=… replays one); printed so a failure can be reproduced. */
 const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31)

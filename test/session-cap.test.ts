@@ -11,7 +11,7 @@ import {
   AffinityError, createBalancer, memoryStickStore, stickyCookie, stickyIp,
   type Balancer, type Choice, type Members, type RouteRequest, type StickStore, type Strategy, type Upstream,
 } from '@affinity/core'
-import { isPromise } from '../packages/core/src/model/choice.js'
+import { isPromise } from '@affinity/core/internal'
 
 const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31)
 t.comment(`fast-check seed ${SEED}`)

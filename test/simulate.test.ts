@@ -13,9 +13,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { cliMain as main, type CliIo } from '@affinity/core/internal'
-import { renderChart } from '../packages/core/src/simulate/chart.js'
-import { SimulationOptionError, upstreamList, type SimulationOptions } from '../packages/core/src/simulate/options.js'
-import { simulate, type SimulationResult } from '../packages/core/src/simulate/simulation.js'
+import { renderChart, simulate, SimulationOptionError, upstreamList, type SimulationOptions, type SimulationResult } from '@affinity/core/internal'
 
 const K = 10_000
 const N = 10

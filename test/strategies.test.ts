@@ -31,9 +31,7 @@ import {
   type RouteRequest,
   type Strategy,
 } from '@affinity/core'
-import { TokenCodec } from '../packages/core/src/cookie/token.js'
-import { isPromise } from '../packages/core/src/model/choice.js'
-import { Upstream } from '../packages/core/src/model/upstream.js'
+import { isPromise, TokenCodec, Upstream } from '@affinity/core/internal'
 
 const SECRET = 'conformance-secret-0123456789-abcdefghij'
 const OLD_SECRET = 'old-rotation-secret-0123456789-abcdefghij'

@@ -1,6 +1,6 @@
 // The simulated returning users: who they are and the headers their browsers send.
 // The PRNG is the simulator's (by path: not part of @affinity/core's public API).
-import { hex8, mulberry32 } from '../../packages/core/dist/simulate/prng.js'
+import { hex8, mulberry32 } from '@affinity/core/internal'
 
 const USER_SEED = 0x5eed0101 // fixed, so every run has the same users
 

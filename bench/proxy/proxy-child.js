@@ -1,9 +1,11 @@
 // One proxy under test, in a child process of its own (`--role proxy --target <name>`):
-// Fastify or Express, with Affinity or with the baseline proxy package.
+// Fastify or Express, with Affinity or with the baseline proxy package; the doors on plain
+// node:http (the floor, the core alone, Express hello world) are in node-doors.js.
 import { once } from 'node:events'
 import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
+import { listenCore, listenExpressHello, listenFloor } from './node-doors.js'
 import { TARGETS } from './targets.js'
 import { HOST } from './upstreams.js'
 
@@ -94,13 +96,22 @@ async function sampleAllocations (file) {
   }))
 }
 
+function listenTarget (t, origins) {
+  switch (t.group) {
+    case 'floor': return listenFloor(origins)
+    case 'core': return makeStrategy(t.strategy.key).then(s => listenCore(origins, s))
+    case 'express-hello': return listenExpressHello()
+    case 'fastify': case 'fastify-base': return listenFastify(t, origins)
+    default: return listenExpress(t, origins)
+  }
+}
+
 /** The proxy child: listens, reports its port, exits when the parent says so or goes away. */
 export async function runProxy (name) {
   const t = TARGETS.find(x => x.name === name)
   if (t === undefined) throw new Error(`unknown target ${name}`)
   const origins = JSON.parse(process.env.AFFINITY_BENCH_UPSTREAMS)
-  const isFastify = t.group === 'fastify' || t.group === 'fastify-base'
-  const { port, close } = isFastify ? await listenFastify(t, origins) : await listenExpress(t, origins)
+  const { port, close } = await listenTarget(t, origins)
   const allocDir = process.env.AFFINITY_BENCH_ALLOC_PROF
   const writeAllocations = allocDir ? await sampleAllocations(path.join(allocDir, `${name}.heapprofile`)) : undefined
   let exiting = false

@@ -19,7 +19,7 @@ let autocannon
  * in play at once and the build of the requests stays small (autocannon deep-copies and
  * builds every request of its `requests` list for each connection).
  */
-async function load (port, requests, opts, seconds, discard = 0, onWindow = undefined) {
+export async function load (port, requests, opts, seconds, discard = 0, onWindow = undefined) {
   autocannon ??= (await import('autocannon')).default
   const C = opts.connections
   const slices = Array.from({ length: C }, (_, c) => {

@@ -54,6 +54,18 @@ function sumRatio (a, refs, paired) {
   return { value: round(a.cpuUsPerReq / refs.reduce((sum, ref) => sum + ref.cpuUsPerReq, 0), 3) }
 }
 
+/**
+ * µs of CPU per request an Express door spends above Express plus forwarding, per round:
+ * door − (express-hello − node-hello) − floor, i.e. with the server side (accept, parse,
+ * respond) that both hello worlds and the floor pay counted once. Median and per round.
+ */
+function excessUs (a, hello, floor, nodeHello) {
+  const refs = [hello, floor, nodeHello]
+  if (a?.rounds === undefined || refs.some(r => r?.rounds?.length !== a.rounds.length)) return undefined
+  const xs = a.rounds.map((r, k) => r.cpuUsPerReq - hello.rounds[k].cpuUsPerReq - floor.rounds[k].cpuUsPerReq + nodeHello.rounds[k].cpuUsPerReq)
+  return xs.every(Number.isFinite) ? { value: round(median(xs), 1), perRound: xs.map(x => round(x, 1)) } : undefined
+}
+
 /** Per-round ratios of one figure (paired rounds), for the per-round table. */
 function perRound (a, b, key) {
   if (a?.rounds === undefined || b?.rounds === undefined || a.rounds.length !== b.rounds.length) return undefined
@@ -79,6 +91,7 @@ export function compare (rows, paired) {
       r.vs.defaults = vs(r, 'express-hpm-noagent')
       r.vs.fastify = vs(r, `fastify-${r.strategy}`)
       r.vs.helloFloor = sumRatio(r, [hello, floor], paired)
+      if (paired) r.vs.excessUs = excessUs(r, hello, floor, byName.get('node-hello'))
     }
     if (r.group !== 'direct' && r.name !== 'floor' && floor?.rps !== undefined) {
       r.vs.floor = vs(r, 'floor')

@@ -7,6 +7,8 @@
 //                createBalancer + balancer.choose + balancer.forward in http.createServer
 //   express-hello  Express 5 answering the upstream's body itself (no proxying): Express's own
 //                cost per request, for "Express hello-world + floor"
+//   node-hello   the same answer from plain node:http: the server side every door pays (accept,
+//                parse, respond), which "Express hello world + floor" counts twice
 import { once } from 'node:events'
 import http from 'node:http'
 import { HOST, upstreamBody } from './upstreams.js'
@@ -80,6 +82,15 @@ export async function listenCore (origins, strategy) {
   })
   const { port, close } = await listen(server)
   return { port, close: async () => { await close(); await balancer.close() } }
+}
+
+/** node:http hello world: upstream s1's answer, from here. */
+export async function listenNodeHello () {
+  const body = upstreamBody(0)
+  return listen(http.createServer(serverOptions(), (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })
+    res.end(body)
+  }))
 }
 
 /** Express 5 hello world: one middleware answering the upstream s1's body. */

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
-import { listenCore, listenExpressHello, listenFloor } from './node-doors.js'
+import { listenCore, listenExpressHello, listenFloor, listenNodeHello } from './node-doors.js'
 import { TARGETS } from './targets.js'
 import { HOST } from './upstreams.js'
 
@@ -101,6 +101,7 @@ function listenTarget (t, origins) {
     case 'floor': return listenFloor(origins)
     case 'core': return makeStrategy(t.strategy.key).then(s => listenCore(origins, s))
     case 'express-hello': return listenExpressHello()
+    case 'node-hello': return listenNodeHello()
     case 'fastify': case 'fastify-base': return listenFastify(t, origins)
     default: return listenExpress(t, origins)
   }

@@ -49,7 +49,7 @@ export function printIntro ({ opts, machine, versions, command, loadStart, busyB
     `           (the CPUs each process's busy threads ran on, from /proc/<pid>/task/*/stat, are printed per round and per target)`,
     `floor:     node:http + undici Pool per upstream (dispatch API), round robin, client headers copied (rawHeaders), bodies piped; nothing else`,
     `core-<s>:  createBalancer + balancer.choose + balancer.forward in http.createServer (README "Using the core directly"), cookie package`,
-    `hello:     express-hello: Express 5, one middleware answering the upstream's body itself (Express's own cost per request)`,
+    `hello:     express-hello: Express 5, one middleware answering the upstream's body itself; node-hello: the same from plain node:http`,
     `proxies:   Fastify ${versions.fastify} (logger off, trustProxy true); Express ${versions.express} (trust proxy true);`,
     `           @fastify/http-proxy ${versions['@fastify/http-proxy']} (upstream '', replyOptions.getUpstream round robin); http-proxy-middleware`,
     `           ${versions['http-proxy-middleware']} (router round robin, changeOrigin, xfwd; express-hpm: keep-alive http.Agent, express-hpm-noagent:`,
@@ -110,17 +110,20 @@ function targetsTable (checks) {
  * each other), then the median; Express doors also ÷ (Express hello world + floor).
  */
 function perRoundTable (rows, opts) {
-  const measured = rows.filter(r => r.floorRounds?.cpuPerReq !== undefined || r.vs?.helloFloor?.perRound !== undefined)
+  const measured = rows.filter(r => r.floorRounds?.cpuPerReq !== undefined || r.vs?.helloFloor?.perRound !== undefined || r.vs?.excessUs !== undefined)
   if (opts.sequential || measured.length === 0) return []
   const n = Math.max(...measured.map(r => r.rounds.length))
-  const f = (v) => (v === undefined ? '—' : v.toFixed(2))
+  const f = (v) => (v === undefined ? '—' : Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(2))
   const out = []
   for (const r of measured) {
     if (r.floorRounds?.cpuPerReq !== undefined) out.push({ name: r.name, what: '÷ floor', xs: r.floorRounds.cpuPerReq, med: r.vs.floor.cpuPerReq })
     if (r.vs?.helloFloor?.perRound !== undefined) out.push({ name: r.name, what: '÷ (hello + floor)', xs: r.vs.helloFloor.perRound, med: r.vs.helloFloor.value })
+    if (r.vs?.excessUs !== undefined) out.push({ name: r.name, what: 'µs over Express+fwd', xs: r.vs.excessUs.perRound, med: r.vs.excessUs.value })
   }
   return [
-    'Door CPU per request ÷ the floor\'s, per round (and Express doors ÷ (express-hello + floor)); median = the median of these per-round ratios',
+    'Door CPU per request ÷ the floor\'s, per round (and Express doors ÷ (express-hello + floor)); median = the median of these per-round ratios.',
+    '"µs over Express+fwd": Express door − (express-hello − node-hello) − floor, in µs of CPU per request: what the door spends above',
+    'Express\'s own cost plus the floor\'s forwarding, with the server side the hello worlds and the floor all pay counted once.',
     '',
     table([
       { label: 'target', left: true, get: x => x.name },

@@ -16,6 +16,7 @@ const CORE_STRATEGIES = ['roundRobin', 'stickyCookie']
 /** Every target, in run order. */
 export const TARGETS = [
   { name: 'direct', group: 'direct', label: 'direct to one upstream (ceiling)' },
+  { name: 'node-hello', group: 'node-hello', label: 'node:http hello world (answers itself, no proxying)' },
   { name: 'floor', group: 'floor', label: 'node:http + undici Pool, round robin, headers copied, bodies piped (the Node floor)' },
   ...STRATEGIES.filter(s => CORE_STRATEGIES.includes(s.key)).map(s => ({ name: `core-${s.key}`, group: 'core', strategy: s, label: `Affinity core on plain node:http ${s.key}` })),
   { name: 'fastify-proxy', group: 'fastify-base', label: 'bare @fastify/http-proxy, round-robin getUpstream' },
@@ -34,7 +35,7 @@ const GROUPS = {
   fastify: t => t.group === 'fastify' || t.group === 'fastify-base',
   express: t => t.group.startsWith('express'),
   nginx: t => t.group === 'nginx',
-  baselines: t => ['direct', 'floor', 'fastify-base', 'express-base', 'express-hello', 'nginx'].includes(t.group),
+  baselines: t => ['direct', 'node-hello', 'floor', 'fastify-base', 'express-base', 'express-hello', 'nginx'].includes(t.group),
 }
 
 /**

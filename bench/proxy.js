@@ -5,7 +5,10 @@
 //                   else (the least a Node proxy can cost: every door's CPU/request is divided by it)
 //   core-<s>        the Affinity core on plain node:http (README "Using the core directly"),
 //                   for <s> in roundRobin and stickyCookie
+//   node-hello      plain node:http answering by itself (the server side every door pays)
 //   express-hello   Express 5 answering by itself, no proxying (Express's own cost per request)
+//   …+createServer  express-hello, express-roundRobin, express-stickyCookie on a server from
+//                   @affinity/express createServer(app) (req/res born with the app's prototypes)
 //   fastify-proxy   bare @fastify/http-proxy, round-robin getUpstream (the Fastify baseline)
 //   fastify-<s>     Affinity's Fastify plugin, for each strategy <s>
 //   express-hpm     Express 5 + http-proxy-middleware 3, round-robin router, keep-alive agent
@@ -220,7 +223,7 @@ async function main (opts) {
   const ctx = { upstreams, origins: upstreams.origins, users: makeUsers(opts.users), nginx }
   const states = targets.map(target => ({
     target,
-    row: { name: target.name, group: target.group, label: target.label, strategy: target.strategy?.key, kind: target.strategy?.kind },
+    row: { name: target.name, group: target.group, label: target.label, strategy: target.strategy?.key, kind: target.strategy?.kind, createServer: target.createServer },
   }))
   await runAll(states, opts, ctx)
   const rows = states.map(st => st.row)

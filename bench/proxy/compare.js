@@ -81,12 +81,14 @@ export function compare (rows, paired) {
   const byName = new Map(rows.map(r => [r.name, r]))
   const vs = (r, name) => ratios(r, byName.get(name), name, paired)
   const floor = byName.get('floor')
-  const hello = byName.get('express-hello')
   for (const r of rows) {
     if (r.rps === undefined) continue
     r.vs = {}
     if (r.group === 'fastify') r.vs.baseline = vs(r, 'fastify-proxy')
     if (r.group === 'express') {
+      // Doors on createServer(app) against the hello world on the same kind of server, and their app.listen() twin.
+      const hello = byName.get(r.createServer ? 'express-hello+createServer' : 'express-hello')
+      if (r.createServer) r.vs.listen = vs(r, r.name.replace(/\+createServer$/, ''))
       r.vs.baseline = vs(r, 'express-hpm')
       r.vs.defaults = vs(r, 'express-hpm-noagent')
       r.vs.fastify = vs(r, `fastify-${r.strategy}`)
@@ -120,7 +122,7 @@ export function compare (rows, paired) {
       check(r, 'req/s ≥ 1.6× bare @fastify/http-proxy', v.baseline?.rps, v.baseline?.rpsRounds, 1.6, false)
     }
     if (r.group === 'express') {
-      check(r, 'CPU/req ≤ 1.1× (Express hello world + floor)', v.helloFloor?.value, v.helloFloor?.rounds, 1.1, true)
+      check(r, `CPU/req ≤ 1.1× (Express hello world${r.createServer ? ' on createServer' : ''} + floor)`, v.helloFloor?.value, v.helloFloor?.rounds, 1.1, true)
       check(r, 'req/s ≥ 1.4× Express + http-proxy-middleware (keep-alive)', v.baseline?.rps, v.baseline?.rpsRounds, 1.4, false)
     }
   }

@@ -93,8 +93,8 @@ export async function listenNodeHello () {
   }))
 }
 
-/** Express 5 hello world: one middleware answering the upstream s1's body. */
-export async function listenExpressHello () {
+/** Express 5 hello world: one middleware answering the upstream s1's body (`affinityServer`: on createServer(app)). */
+export async function listenExpressHello (affinityServer) {
   const { default: express } = await import('express')
   const app = express()
   app.set('trust proxy', true)
@@ -103,5 +103,7 @@ export async function listenExpressHello () {
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })
     res.end(body)
   })
-  return listen(http.createServer(serverOptions(), app))
+  if (!affinityServer) return listen(http.createServer(serverOptions(), app))
+  const { createServer } = await import('@affinity/express')
+  return listen(createServer(app, serverOptions()))
 }

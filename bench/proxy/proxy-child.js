@@ -66,7 +66,9 @@ async function listenExpress (t, origins) {
     lb = affinity({ upstreams: origins, strategy: await makeStrategy(t.strategy.key) })
     app.use(lb)
   }
-  const server = app.listen(0, HOST)
+  // createServer(app): req/res born with the app's prototypes; else what app.listen() does.
+  const server = t.createServer ? (await import('@affinity/express')).createServer(app) : http.createServer(app)
+  server.listen(0, HOST)
   await once(server, 'listening')
   return {
     port: server.address().port,
@@ -100,7 +102,7 @@ function listenTarget (t, origins) {
   switch (t.group) {
     case 'floor': return listenFloor(origins)
     case 'core': return makeStrategy(t.strategy.key).then(s => listenCore(origins, s))
-    case 'express-hello': return listenExpressHello()
+    case 'express-hello': return listenExpressHello(t.createServer === true)
     case 'node-hello': return listenNodeHello()
     case 'fastify': case 'fastify-base': return listenFastify(t, origins)
     default: return listenExpress(t, origins)

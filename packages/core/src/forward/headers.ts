@@ -87,24 +87,47 @@ export function stripResponseHeaders (headers: IncomingHttpHeaders | Record<stri
   }
 }
 
+/**
+ * The upstream response's headers for writeHead, as a flat [name, value, …] list: the
+ * end-to-end ones (hop-by-hop left out, as stripResponseHeaders does), the app's `extra`
+ * replacing same-named ones, and every Set-Cookie (the upstream's, the app's, then the
+ * balancer's `cookie`) in one entry. Built afresh instead of deleting from undici's object:
+ * `delete` turns it into a dictionary-mode object that writeHead then walks slowly. One entry per
+ * name, because writeHead on a response with headers already set (Express's X-Powered-By)
+ * calls setHeader per entry, where a second entry of a name would replace the first.
+ */
+export function responseHeaderList (headers: IncomingHttpHeaders, extra: Record<string, string | string[] | number | undefined> | undefined, cookie: string | undefined): Array<string | string[]> {
+  const listed = connectionTokens(headers.connection)
+  let replaced: string[] | undefined
+  if (extra !== undefined) for (const name in extra) if (extra[name] !== undefined) (replaced ??= []).push(name.toLowerCase())
+  const out: Array<string | string[]> = []
+  let cookies: string[] | undefined
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined) continue
+    if (name === 'set-cookie') { cookies = typeof value === 'string' ? [value] : [...value]; continue }
+    if (!(name === 'host' || name === 'expect' || name.startsWith('x-forwarded-')) && isHopByHop(name, listed)) continue
+    if (replaced !== undefined && replaced.includes(name)) continue
+    out.push(name, value)
+  }
+  if (extra !== undefined) {
+    for (const name in extra) {
+      const value = extra[name]
+      if (value === undefined) continue
+      const key = name.toLowerCase()
+      if (key === 'set-cookie') (cookies ??= []).push(...(Array.isArray(value) ? value : [String(value)]))
+      else out.push(key, Array.isArray(value) ? value : String(value))
+    }
+  }
+  if (cookie !== undefined) (cookies ??= []).push(cookie)
+  if (cookies !== undefined) out.push('set-cookie', cookies.length === 1 ? cookies[0]! : cookies)
+  return out
+}
+
 /** Adds the balancer's Set-Cookie next to the upstream's own (never replacing them). */
 export function appendSetCookie (headers: Record<string, string | string[] | undefined>, cookie: string): void {
   const existing = headers['set-cookie']
   if (existing === undefined) headers['set-cookie'] = cookie
   else if (Array.isArray(existing)) existing.push(cookie)
   else headers['set-cookie'] = [existing, cookie]
-}
-
-/** Puts the app's own headers on an upstream response (Set-Cookie is added to, the rest replace). */
-export function mergeHeaders (headers: Record<string, string | string[] | undefined>, extra: Record<string, string | string[] | number | undefined>): void {
-  for (const name in extra) {
-    const value = extra[name]
-    if (value === undefined) continue
-    const key = name.toLowerCase()
-    if (key === 'set-cookie') {
-      for (const v of Array.isArray(value) ? value : [String(value)]) appendSetCookie(headers, v)
-    } else {
-      headers[key] = Array.isArray(value) ? value : String(value)
-    }
-  }
 }

@@ -6,7 +6,7 @@ import type { Upstream } from '../upstream.js'
 import { BodyRelay } from './body-relay.js'
 import { failureKind, IDEMPOTENT, isTimeout, statusKind, type ForwardContext, type Outcome } from './context.js'
 import { sendError } from './error-response.js'
-import { appendSetCookie, mergeHeaders, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { responseHeaderList, upstreamRequestHeaders } from './headers.js'
 
 export interface ForwardOptions {
   /** Path and query to request from the upstream, below the mount point. */
@@ -179,12 +179,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.statusCode = statusCode
     if (statusCode >= 500) this.outcome = 'failure'
     const res = this.ex.res
-    stripResponseHeaders(headers)
-    if (this.ex.extra !== undefined) mergeHeaders(headers, this.ex.extra)
-    const cookie = this.ex.choice.setCookie
-    if (cookie !== undefined) appendSetCookie(headers, cookie)
     try {
-      res.writeHead(statusCode, headers as Record<string, string | string[]>)
+      res.writeHead(statusCode, responseHeaderList(headers, this.ex.extra, this.ex.choice.setCookie))
     } catch (err) {
       controller.abort(err as Error)
     }

@@ -57,7 +57,11 @@
 // Usage: node bench/proxy.js [--only <targets>] [--duration 2] [--rounds 8] [--warmup 2]
 //          [--rewarm 0.4] [--connections 50] [--users 1000] [--sequential] [--no-pin]
 //          [--json] [--json-out <file>] [--no-nginx] [--cpu-prof] [--cpu-prof-dir <dir>] [--list]
+//          [--base-dir <built checkout>]
 //   --no-pin      do not pin (default: each door on the last CPU, everything else on the others)
+//   --base-dir    a built checkout of another commit (git worktree add <dir> <rev>; pnpm install;
+//                 tsc -b there): every Affinity door (core-*, fastify-*, express-*) also runs on its
+//                 packages as <name>@base, side by side in the same rounds ("÷ @base" column)
 //   --only        comma-separated target names or globs (fastify-*, *Cookie) or groups:
 //                 affinity, core, fastify, express, nginx, baselines; e.g. --only floor,core-*,fastify-proxy
 //   --json        print the results as JSON on stdout (the table goes to stderr)
@@ -87,6 +91,7 @@ import { cleanupSync, findNginx, startUpstreams, stopChildrenOnExit } from './pr
 import { collectProfiles } from './proxy/profile.js'
 import { runProxy } from './proxy/proxy-child.js'
 import { printIntro, printResults } from './proxy/report.js'
+import { hasTwin } from './proxy/packages.js'
 import { selectTargets, TARGETS } from './proxy/targets.js'
 import { PATH, runUpstreams } from './proxy/upstreams.js'
 import { makeUsers } from './proxy/users.js'
@@ -115,6 +120,7 @@ const FLAGS = {
 /** The options with a value (`--name value` or `--name=value`), and what each sets. */
 const VALUES = {
   '--json-out': (o, v) => { o.jsonOut = v },
+  '--base-dir': (o, v) => { o.baseDir = v },
   '--cpu-prof-dir': (o, v) => { o.cpuProf = true; o.cpuProfDir = v },
   '--alloc-prof-dir': (o, v) => { o.allocProf = true; o.allocProfDir = v },
   '--only': (o, v) => { o.only = list(v) },
@@ -144,7 +150,7 @@ function parseArgs (argv) {
     defaults: {
       only: undefined, duration: 2, warmup: 2, rewarm: 0.4, rounds: 8, connections: 50, users: 1000, sequential: false,
       json: false, jsonOut: undefined, nginx: true, cpuProf: false, cpuProfDir: undefined, allocProf: false, allocProfDir: undefined,
-      list: false, role: undefined, target: undefined, pin: true,
+      list: false, role: undefined, target: undefined, pin: true, baseDir: undefined,
     },
   })
   if (!(o.duration > 0)) die('--duration: expected seconds > 0')
@@ -193,6 +199,10 @@ async function main (opts) {
   }
   let targets
   try { targets = selectTargets(opts.only) } catch (err) { die(err.message) }
+  if (opts.baseDir !== undefined) {
+    if (!fs.existsSync(path.join(opts.baseDir, 'packages/core/dist/index.js'))) die(`--base-dir: no built checkout at ${opts.baseDir} (packages/core/dist/index.js missing)`)
+    targets = targets.flatMap(t => (hasTwin(t) ? [t, { ...t, name: `${t.name}@base`, base: true, label: `${t.label} (${opts.baseDir})` }] : [t]))
+  }
   const nginx = opts.nginx ? findNginx() : undefined
   const notes = []
   if (targets.some(t => t.nginx !== undefined) && nginx === undefined) {
@@ -223,7 +233,7 @@ async function main (opts) {
   const ctx = { upstreams, origins: upstreams.origins, users: makeUsers(opts.users), nginx }
   const states = targets.map(target => ({
     target,
-    row: { name: target.name, group: target.group, label: target.label, strategy: target.strategy?.key, kind: target.strategy?.kind, createServer: target.createServer },
+    row: { name: target.name, group: target.group, label: target.label, strategy: target.strategy?.key, kind: target.strategy?.kind, createServer: target.createServer, base: target.base },
   }))
   await runAll(states, opts, ctx)
   const rows = states.map(st => st.row)

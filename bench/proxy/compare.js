@@ -100,6 +100,7 @@ export function compare (rows, paired) {
       if (paired) r.floorRounds = { rps: perRound(r, floor, 'rps'), cpuPerReq: perRound(r, floor, 'cpuUsPerReq') }
     }
     if (r.group !== 'direct') r.vs.direct = vs(r, 'direct')
+    if (!r.base && byName.has(`${r.name}@base`)) r.vs.base = vs(r, `${r.name}@base`)
     if (r.group !== 'nginx') {
       const n = nginxFor(r, byName)
       if (n !== undefined) r.vs.nginx = ratios(r, n, n.name, paired)
@@ -115,6 +116,7 @@ export function compare (rows, paired) {
     checks.push({ target: r.name, check: text, measured, rounds: range, straddles, limit, atMost, verdict, flagged: r.flagged })
   }
   for (const r of rows) {
+    if (r.base) continue // the twins are there for the ÷ @base column
     const v = r.vs ?? {}
     if (r.group === 'core') check(r, 'CPU/req ≤ 1.05× the floor', v.floor?.cpuPerReq, v.floor?.cpuRounds, 1.05, true)
     if (r.group === 'fastify') {

@@ -11,6 +11,7 @@
 //                parse, respond), which "Express hello world + floor" counts twice
 import { once } from 'node:events'
 import http from 'node:http'
+import { affinityImport } from './packages.js'
 import { HOST, upstreamBody } from './upstreams.js'
 
 /** The server every door listens with: keep-alive connections kept open as the upstreams' are. */
@@ -67,7 +68,7 @@ class Relay {
 
 /** The core on node:http, as the README shows it (cookies parsed with the `cookie` package). */
 export async function listenCore (origins, strategy) {
-  const { createBalancer } = await import('@affinity/core')
+  const { createBalancer } = await affinityImport('core')
   const { parse: parseCookies } = await import('cookie')
   const balancer = createBalancer({ upstreams: origins, strategy })
   const forward = (choice, req, res) => balancer.forward(choice, req, res, { path: req.url })

@@ -6,13 +6,14 @@ import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { listenCore, listenExpressHello, listenFloor, listenNodeHello } from './node-doors.js'
+import { affinityImport } from './packages.js'
 import { TARGETS } from './targets.js'
 import { HOST } from './upstreams.js'
 
 const SECRET = 'bench-proxy-secret-0123456789abcdef-0123456789'
 
 export async function makeStrategy (key) {
-  const core = await import('@affinity/core')
+  const core = await affinityImport('core')
   switch (key) {
     case 'roundRobin': return core.roundRobin()
     case 'leastConnections': return core.leastConnections()
@@ -36,7 +37,7 @@ async function listenFastify (t, origins) {
       replyOptions: { getUpstream: () => { i = (i + 1) % origins.length; return origins[i] } },
     })
   } else {
-    const { default: affinity } = await import('@affinity/fastify')
+    const { default: affinity } = await affinityImport('fastify')
     await app.register(affinity, { upstreams: origins, strategy: await makeStrategy(t.strategy.key) })
   }
   await app.listen({ port: 0, host: HOST })
@@ -62,12 +63,12 @@ async function listenExpress (t, origins) {
       ...(agent !== undefined ? { agent } : {}),
     }))
   } else {
-    const { affinity } = await import('@affinity/express')
+    const { affinity } = await affinityImport('express')
     lb = affinity({ upstreams: origins, strategy: await makeStrategy(t.strategy.key) })
     app.use(lb)
   }
   // createServer(app): req/res born with the app's prototypes; else what app.listen() does.
-  const server = t.createServer ? (await import('@affinity/express')).createServer(app) : http.createServer(app)
+  const server = t.createServer ? (await affinityImport('express')).createServer(app) : http.createServer(app)
   server.listen(0, HOST)
   await once(server, 'listening')
   return {
@@ -111,7 +112,7 @@ function listenTarget (t, origins) {
 
 /** The proxy child: listens, reports its port, exits when the parent says so or goes away. */
 export async function runProxy (name) {
-  const t = TARGETS.find(x => x.name === name)
+  const t = TARGETS.find(x => x.name === name.replace(/@base$/, ''))
   if (t === undefined) throw new Error(`unknown target ${name}`)
   const origins = JSON.parse(process.env.AFFINITY_BENCH_UPSTREAMS)
   const { port, close } = await listenTarget(t, origins)

@@ -90,6 +90,7 @@ function ratiosTable (rows) {
     { label: '÷ floor', left: true, get: r => (r.vs?.floor ? tri(r.vs.floor) : undefined) },
     { label: '÷ Affinity Fastify', left: true, get: r => vs(r.vs?.fastify) },
     { label: '÷ on app.listen()', left: true, get: r => (r.vs?.listen ? tri(r.vs.listen) : undefined) },
+    { label: '÷ @base', left: true, get: r => (r.vs?.base ? tri(r.vs.base) : undefined) },
     { label: '÷ nginx', left: true, get: r => vs(r.vs?.nginx) },
     { label: '÷ direct', left: true, get: r => (r.vs?.direct ? tri(r.vs.direct) : undefined) },
   ], withGaps(rows.filter(r => r.rps !== undefined)))

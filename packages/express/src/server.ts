@@ -16,8 +16,9 @@ const callable = (C: unknown): boolean => typeof C === 'function' && !/^class\b/
  * on an object whose prototype was changed slower, in Node's http code, the forwarder and
  * undici's callbacks alike (nodejs/node#37457, expressjs/express#5998). On objects born
  * with those prototypes the call changes nothing. Measured on a busy 2-core machine,
- * `node bench/proxy.js --only node-hello,floor,express-hello,express-roundRobin,xp-*`:
- * Express hello world 110 → 39 µs of CPU per request, Affinity Express roundRobin 259 → 131.
+ * `node bench/proxy.js --only node-hello,floor,express-hello*,express-roundRobin*,express-stickyCookie*`
+ * (each door ÷ its `+createServer` twin): Express hello world 121 → 39 µs of CPU per request,
+ * Affinity Express roundRobin 232 → 118, stickyCookie 291 → 104.
  *
  * Only the app given benefits: a sub-app mounted inside it still swaps the prototypes of
  * the requests it handles. On a Node whose constructors are classes, this falls back to a

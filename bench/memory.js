@@ -16,14 +16,19 @@
 // against the RSS the child had when it started listening, before any traffic.
 //
 // Usage: node bench/memory.js [--size <MiB>] [--json] [--only fastify,express] [--strict]
+//        node bench/memory.js --users [--counts 100000,1000000] [--json]
 //   --json    print the results as JSON on stdout (progress goes to stderr)
 //   --strict  exit with code 1 when a transfer misses the target (default: report only)
+//   --users   instead: memory per bound user, stickyIp's in-memory table and stickyCookie's
+//             token cache at each of --counts users (bench/memory-users.js)
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import http from 'node:http'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { die as dieWith, list, parseArgs as parseWith } from './args.js'
+import { machine, machineLines } from './machine.js'
+import { runUsers } from './memory-users.js'
 
 const SELF = fileURLToPath(import.meta.url)
 const MiB = 2 ** 20
@@ -40,15 +45,18 @@ const die = (message) => dieWith('bench/memory.js', message)
 function parseArgs (argv) {
   const o = parseWith(argv, {
     script: 'bench/memory.js',
-    defaults: { size: 1024, json: false, only: ADAPTERS, strict: false, child: undefined },
-    flags: { '--json': o => { o.json = true }, '--strict': o => { o.strict = true } },
+    defaults: { size: 1024, json: false, only: ADAPTERS, strict: false, child: undefined, users: false, counts: [100_000, 1_000_000] },
+    flags: { '--json': o => { o.json = true }, '--strict': o => { o.strict = true }, '--users': o => { o.users = true } },
     values: {
+      '--counts': (o, v) => { o.counts = list(v).map(Number) },
       '--size': (o, v) => { o.size = Number(v) },
       '--only': (o, v) => { o.only = list(v) },
       '--child': (o, v) => { o.child = v },
     },
-    help: 'node bench/memory.js [--size <MiB>] [--json] [--only fastify,express] [--strict]',
+    help: 'node bench/memory.js [--size <MiB>] [--json] [--only fastify,express] [--strict]\n' +
+      'node bench/memory.js --users [--counts 100000,1000000] [--json]   (memory per bound user)',
   })
+  if (!o.counts.every(n => Number.isInteger(n) && n > 0)) die('--counts expects whole numbers > 0, comma-separated')
   if (!(Number.isFinite(o.size) && o.size > 0)) die('--size expects a positive number of MiB')
   for (const a of o.only) if (!ADAPTERS.includes(a)) die(`unknown adapter ${a} (expected ${ADAPTERS.join(', ')})`)
   return o
@@ -272,5 +280,14 @@ async function main () {
   process.exitCode = !pass && args.strict ? 1 : 0
 }
 
+async function users () {
+  const log = (s) => (args.json ? process.stderr : process.stdout).write(`${s}\n`)
+  const command = `node bench/memory.js ${process.argv.slice(2).join(' ')}`
+  for (const line of machineLines(machine(), command, 9)) log(line)
+  const rows = await runUsers({ counts: args.counts, log })
+  if (args.json) process.stdout.write(JSON.stringify({ machine: machine(), command, rows }, null, 2) + '\n')
+}
+
 if (args.child !== undefined) await child(args.child)
+else if (args.users) await users()
 else await main()

@@ -1,6 +1,14 @@
 // Side-by-side proxy benchmark (the BUILT packages: run `tsc -b` first, or
 // `npm run bench:proxy`). One command, one machine, one load generator, measures in turn:
 //   direct          autocannon straight to one upstream (the ceiling)
+//   floor           node:http + undici Pool, round robin, headers copied, bodies piped, nothing
+//                   else (the least a Node proxy can cost: every door's CPU/request is divided by it)
+//   core-<s>        the Affinity core on plain node:http (README "Using the core directly"),
+//                   for <s> in roundRobin and stickyCookie
+//   node-hello      plain node:http answering by itself (the server side every door pays)
+//   express-hello   Express 5 answering by itself, no proxying (Express's own cost per request)
+//   …+createServer  express-hello, express-roundRobin, express-stickyCookie on a server from
+//                   @affinity/express createServer(app) (req/res born with the app's prototypes)
 //   fastify-proxy   bare @fastify/http-proxy, round-robin getUpstream (the Fastify baseline)
 //   fastify-<s>     Affinity's Fastify plugin, for each strategy <s>
 //   express-hpm     Express 5 + http-proxy-middleware 3, round-robin router, keep-alive agent
@@ -40,14 +48,22 @@
 // Non-2xx responses, errors and timeouts are counted and a target with any is flagged; so is
 // a round where other processes used CPU.
 // CPU use of the proxy, the upstreams and the load generator is read from /proc per round
-// (µs of proxy CPU per request: the figure least sensitive to the machine's spells).
+// (µs of door CPU per request, user + system of the door's process(es): the figure least
+// sensitive to the machine's spells), with the ratio to the floor's per round and as the
+// median of the per-round ratios, and the CPUs each process's busy threads ran on.
+// Pinning (default; --no-pin turns it off): the upstreams and autocannon on CPU 0 (0…n-2),
+// each door alone on the last CPU, with taskset.
 //
 // Usage: node bench/proxy.js [--only <targets>] [--duration 2] [--rounds 8] [--warmup 2]
-//          [--rewarm 0.4] [--connections 50] [--users 1000] [--sequential] [--pin]
+//          [--rewarm 0.4] [--connections 50] [--users 1000] [--sequential] [--no-pin]
 //          [--json] [--json-out <file>] [--no-nginx] [--cpu-prof] [--cpu-prof-dir <dir>] [--list]
-//   --pin         pin each proxy to the last CPU and everything else to the others (taskset)
+//          [--base-dir <built checkout>]
+//   --no-pin      do not pin (default: each door on the last CPU, everything else on the others)
+//   --base-dir    a built checkout of another commit (git worktree add <dir> <rev>; pnpm install;
+//                 tsc -b there): every Affinity door (core-*, fastify-*, express-*) also runs on its
+//                 packages as <name>@base, side by side in the same rounds ("÷ @base" column)
 //   --only        comma-separated target names or globs (fastify-*, *Cookie) or groups:
-//                 affinity, fastify, express, nginx, baselines; e.g. --only fastify-proxy,fastify-ipHash
+//                 affinity, core, fastify, express, nginx, baselines; e.g. --only floor,core-*,fastify-proxy
 //   --json        print the results as JSON on stdout (the table goes to stderr)
 //   --json-out    also write the JSON to a file (the table stays on stdout)
 //   --alloc-prof  sample each Node proxy child's allocations (V8 sampling heap profiler, collected
@@ -55,9 +71,9 @@
 //   --cpu-prof    run each proxy child (not nginx, not the upstreams) under `node --cpu-prof`
 //                 and print where its CPU time went (profiles are kept in --cpu-prof-dir).
 //                 Profiled figures are slower than unprofiled ones: do not compare them.
-// Targets (the Targets table): every fastify-<s> ≥ 1.0× fastify-proxy in req/s; every express-<s>
-// ≥ 3× express-hpm and ≥ 0.9× fastify-<s>; and, informational (not counted as PASS or FAIL),
-// express-<s> ≥ 3× express-hpm-noagent.
+// Targets (the Targets table, issue 18): core-<s> CPU/req ≤ 1.05× the floor's; fastify-<s> CPU/req
+// ≤ 1.10× the floor's and req/s ≥ 1.6× fastify-proxy; express-<s> CPU/req ≤ 1.1× (express-hello's
+// + the floor's) and req/s ≥ 1.4× express-hpm (each the median of per-round ratios).
 // Figures are printed, never asserted: a missed target is reported, the exit code stays 0.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -68,13 +84,14 @@ import { fileURLToPath } from 'node:url'
 import { die as dieWith, list, parseArgs as parseWith } from './args.js'
 import { machine } from './machine.js'
 import { compare } from './proxy/compare.js'
-import { machineCpu, startPinning } from './proxy/cpu.js'
+import { allowedCpus, machineCpu, startPinning } from './proxy/cpu.js'
 import { runAll } from './proxy/load.js'
 import { round } from './numbers.js'
 import { cleanupSync, findNginx, startUpstreams, stopChildrenOnExit } from './proxy/processes.js'
 import { collectProfiles } from './proxy/profile.js'
 import { runProxy } from './proxy/proxy-child.js'
 import { printIntro, printResults } from './proxy/report.js'
+import { hasTwin } from './proxy/packages.js'
 import { selectTargets, TARGETS } from './proxy/targets.js'
 import { PATH, runUpstreams } from './proxy/upstreams.js'
 import { makeUsers } from './proxy/users.js'
@@ -103,6 +120,7 @@ const FLAGS = {
 /** The options with a value (`--name value` or `--name=value`), and what each sets. */
 const VALUES = {
   '--json-out': (o, v) => { o.jsonOut = v },
+  '--base-dir': (o, v) => { o.baseDir = v },
   '--cpu-prof-dir': (o, v) => { o.cpuProf = true; o.cpuProfDir = v },
   '--alloc-prof-dir': (o, v) => { o.allocProf = true; o.allocProfDir = v },
   '--only': (o, v) => { o.only = list(v) },
@@ -132,7 +150,7 @@ function parseArgs (argv) {
     defaults: {
       only: undefined, duration: 2, warmup: 2, rewarm: 0.4, rounds: 8, connections: 50, users: 1000, sequential: false,
       json: false, jsonOut: undefined, nginx: true, cpuProf: false, cpuProfDir: undefined, allocProf: false, allocProfDir: undefined,
-      list: false, role: undefined, target: undefined, pin: false,
+      list: false, role: undefined, target: undefined, pin: true, baseDir: undefined,
     },
   })
   if (!(o.duration > 0)) die('--duration: expected seconds > 0')
@@ -181,6 +199,10 @@ async function main (opts) {
   }
   let targets
   try { targets = selectTargets(opts.only) } catch (err) { die(err.message) }
+  if (opts.baseDir !== undefined) {
+    if (!fs.existsSync(path.join(opts.baseDir, 'packages/core/dist/index.js'))) die(`--base-dir: no built checkout at ${opts.baseDir} (packages/core/dist/index.js missing)`)
+    targets = targets.flatMap(t => (hasTwin(t) ? [t, { ...t, name: `${t.name}@base`, base: true, label: `${t.label} (${opts.baseDir})` }] : [t]))
+  }
   const nginx = opts.nginx ? findNginx() : undefined
   const notes = []
   if (targets.some(t => t.nginx !== undefined) && nginx === undefined) {
@@ -192,6 +214,9 @@ async function main (opts) {
   const out = opts.json ? process.stderr : process.stdout
   const emit = (s) => out.write(s + '\n')
 
+  // Pinned before anything starts: the children inherit the parent's CPUs until pinned themselves.
+  opts.pinned = opts.pin && startPinning()
+  if (opts.pin && !opts.pinned) notes.push('pinning: taskset failed (or one CPU): nothing pinned')
   const command = commandLine()
   const host = describeMachine(nginx)
   const versions = Object.fromEntries(['autocannon', 'fastify', '@fastify/http-proxy', 'express', 'http-proxy-middleware', 'undici'].map(p => [p, packageVersion(p)]))
@@ -203,12 +228,12 @@ async function main (opts) {
   emit(printIntro({ opts, machine: host, versions, command, loadStart, busyBefore, targets, notes }))
 
   const t0 = Date.now()
-  if (opts.pin && !startPinning()) emit('note:      --pin: taskset failed, nothing pinned')
   const upstreams = await startUpstreams()
+  const pinning = `load generator (pid ${process.pid}) on CPU ${allowedCpus(process.pid)}, upstreams (pid ${upstreams.proc.pid}) on CPU ${allowedCpus(upstreams.proc.pid)}`
   const ctx = { upstreams, origins: upstreams.origins, users: makeUsers(opts.users), nginx }
   const states = targets.map(target => ({
     target,
-    row: { name: target.name, group: target.group, label: target.label, strategy: target.strategy?.key, kind: target.strategy?.kind },
+    row: { name: target.name, group: target.group, label: target.label, strategy: target.strategy?.key, kind: target.strategy?.kind, createServer: target.createServer, base: target.base },
   }))
   await runAll(states, opts, ctx)
   const rows = states.map(st => st.row)
@@ -219,11 +244,13 @@ async function main (opts) {
   const loadEnd = os.loadavg().map(x => round(x, 2))
   const totalSeconds = round((Date.now() - t0) / 1000, 0)
   const workers = [...new Set(rows.filter(r => r.nginxWorkers !== undefined).map(r => r.nginxWorkers))]
+  const doorCpus = [...new Set(rows.map(r => r.allowedCpus).filter(Boolean))]
+  emit(`allowed CPUs (Cpus_allowed_list): ${pinning}, doors on CPU ${doorCpus.join(', ') || '—'}`)
   if (workers.length > 0) emit(`nginx worker processes: ${workers.join(', ')} (counted from the master's children)`)
   emit(`total: ${totalSeconds} s; load average at start ${loadStart.join(' ')}, at end ${loadEnd.join(' ')}`)
 
   const profiles = collectProfiles(rows, opts, emit)
-  const result = { machine: host, versions, command, date: new Date(t0).toISOString(), params: { duration: opts.duration, warmup: opts.warmup, rewarm: opts.rewarm, rounds: opts.rounds, sequential: opts.sequential, pin: opts.pin, connections: opts.connections, users: opts.users, path: PATH, cpuProf: opts.cpuProf }, notes, loadAverage: { start: loadStart, end: loadEnd }, coresBusyBeforeStart: busyBefore, totalSeconds, targets: rows, checks, profiles }
+  const result = { machine: host, versions, command, date: new Date(t0).toISOString(), params: { duration: opts.duration, warmup: opts.warmup, rewarm: opts.rewarm, rounds: opts.rounds, sequential: opts.sequential, pin: opts.pinned, connections: opts.connections, users: opts.users, path: PATH, cpuProf: opts.cpuProf }, notes, loadAverage: { start: loadStart, end: loadEnd }, coresBusyBeforeStart: busyBefore, totalSeconds, targets: rows, checks, profiles }
   if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
   if (opts.jsonOut !== undefined) fs.writeFileSync(opts.jsonOut, JSON.stringify(result, null, 2) + '\n')
 }

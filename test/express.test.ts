@@ -233,3 +233,23 @@ t.test('express: lb.metrics() without the option starts metrics on first use; me
   t.same(admin.of('web'), scrape.of('web'), 'two handlers, one set of metrics')
   t.throws(() => affinity({ balancer: b, metrics: false }).metrics(), { code: 'AFFINITY_ERR_INVALID_OPTION' })
 })
+
+t.test("express: headers and cookies set by earlier middleware go out with the upstream's and the balancer's", async t => {
+  const ups = await upstreams(t, 1)
+  const app = await expressHarness().start(t, {
+    source: { balancer: balancer(t, { upstreams: entries(ups), strategy: stickyCookie({ secret: SECRET_A }) }) },
+    extraApp: (a) => {
+      a.use((_req, res, next) => {
+        res.setHeader('Access-Control-Allow-Origin', 'https://shop.example')
+        res.cookie('seen', '1')
+        next()
+      })
+    },
+  })
+  const res = await request(`${app.base}/echo?set-cookie=${encodeURIComponent('up=42; Path=/')}`)
+  t.equal(res.status, 200)
+  t.equal(res.headers['access-control-allow-origin'], 'https://shop.example', "the app's header")
+  t.equal(res.headers['x-powered-by'], 'Express', "Express's own")
+  const cookies = (res.headers['set-cookie'] ?? []).map(c => c.split('=')[0])
+  t.same(cookies, ['up', 'seen', 'affinity'], "the upstream's cookie, the app's, then the balancer's")
+})

@@ -76,7 +76,7 @@ export async function checkAndPrime (target, port, users) {
       if (newCookie > 0) problems.push(`${newCookie} of ${sample.length} returning users got a new balancer cookie`)
     }
     const spread = split.filter(x => x > 0).length
-    if (target.group !== 'direct' && spread < UPSTREAM_NAMES.length) problems.push(`first visits reached only ${spread} of ${UPSTREAM_NAMES.length} upstreams`)
+    if (!['direct', 'express-hello', 'node-hello'].includes(target.group) && spread < UPSTREAM_NAMES.length) problems.push(`first visits reached only ${spread} of ${UPSTREAM_NAMES.length} upstreams`)
     return { ok: bad === 0 && missingCookie === 0, problems, firstVisitSplit: split, returningChecked: target.strategy?.sticky === true || target.nginx !== undefined ? sample.length : 0 }
   } finally {
     agent.destroy()

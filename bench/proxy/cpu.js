@@ -49,6 +49,49 @@ export function cpuBetween (a, b) {
   }
 }
 
+/** Per thread of `pid`: CPU ticks (user + system) and the CPU it last ran on (/proc/<pid>/task/<tid>/stat). */
+function threads (pid) {
+  const out = new Map()
+  let tids
+  try { tids = fs.readdirSync(`/proc/${pid}/task`) } catch { return out }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.set(tid, { ticks: Number(f[11]) + Number(f[12]), cpu: Number(f[36]) }) // fields 14, 15, 39 (proc(5))
+    } catch {}
+  }
+  return out
+}
+
+/** Where each process's threads are, by role: { door: [pids], upstreams: [pid], loadgen: [pid] }. */
+export function coreSnapshot (roles) {
+  const snap = {}
+  for (const [role, pids] of Object.entries(roles)) snap[role] = pids.map(threads)
+  return snap
+}
+
+/**
+ * The CPUs each role's threads ran on between two snapshots: a thread counts when it used
+ * CPU time in between (a thread asleep since before the pinning still reports its old CPU).
+ */
+export function coresBetween (a, b) {
+  const out = {}
+  for (const role of Object.keys(b)) {
+    const cpus = new Set()
+    b[role].forEach((after, i) => {
+      for (const [tid, t] of after) if (t.ticks > (a[role]?.[i]?.get(tid)?.ticks ?? 0)) cpus.add(t.cpu)
+    })
+    out[role] = [...cpus].sort((x, y) => x - y)
+  }
+  return out
+}
+
+/** The CPUs a process may run on (Cpus_allowed_list), e.g. '1' or '0-1'. */
+export function allowedCpus (pid) {
+  try { return /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] } catch { return undefined }
+}
+
 /** Pins a process (every thread) to the given CPUs with taskset; false when it cannot. */
 function pin (pid, cpus) {
   const r = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' })
@@ -57,9 +100,14 @@ function pin (pid, cpus) {
 
 let plan // { proxy: '1', rest: '0' } once --pin took effect
 
-/** --pin: the proxies get the last CPU, this process and the upstreams the others; false when taskset fails. */
+/**
+ * --pin (the default): the proxies get the last CPU, this process (autocannon) and the
+ * upstreams the others (issue 18: on 2 cores, upstreams + load generator on CPU 0, each door
+ * alone on CPU 1); false when taskset fails or there is one CPU.
+ */
 export function startPinning () {
   const n = os.cpus().length
+  if (n < 2) return false
   plan = { proxy: String(n - 1), rest: n > 2 ? `0-${n - 2}` : '0' }
   if (!pin(process.pid, plan.rest)) plan = undefined
   return plan !== undefined

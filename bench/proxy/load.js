@@ -1,7 +1,7 @@
 // The measurement: each target set up (started, checked, warmed up), then measured in
 // autocannon rounds, interleaved or one target at a time; per-target medians at the end.
 import { checkAndPrime } from './check.js'
-import { cpuBetween, cpuSnapshot, OTHERS_LIMIT } from './cpu.js'
+import { allowedCpus, coreSnapshot, coresBetween, cpuBetween, cpuSnapshot, OTHERS_LIMIT } from './cpu.js'
 import { median, percentile, round } from '../numbers.js'
 import { isInterrupted, startNginx, startNodeProxy } from './processes.js'
 import { STRATEGIES, TARGETS } from './targets.js'
@@ -19,7 +19,7 @@ let autocannon
  * in play at once and the build of the requests stays small (autocannon deep-copies and
  * builds every request of its `requests` list for each connection).
  */
-async function load (port, requests, opts, seconds, discard = 0, onWindow = undefined) {
+export async function load (port, requests, opts, seconds, discard = 0, onWindow = undefined) {
   autocannon ??= (await import('autocannon')).default
   const C = opts.connections
   const slices = Array.from({ length: C }, (_, c) => {
@@ -76,6 +76,7 @@ async function setup (state, opts, ctx) {
     else if (target.nginx !== undefined) state.proxy = await startNginx(ctx.nginx, target, ctx.origins, ctx.upstreams.proc)
     else state.proxy = await startNodeProxy(target, ctx.origins, opts)
     if (state.proxy.workers !== undefined) row.nginxWorkers = state.proxy.workers
+    if (state.proxy.pid !== undefined) row.allowedCpus = allowedCpus(state.proxy.pid)
     const check = await checkAndPrime(target, state.proxy.port, ctx.users)
     row.check = check
     if (!check.ok) {
@@ -100,25 +101,36 @@ async function setup (state, opts, ctx) {
 async function measureRound (state, i, opts, ctx) {
   const { target, row, proxy } = state
   const pids = target.group === 'direct' ? [] : [proxy.pid, ...(proxy.workerPids?.() ?? [])]
+  const roles = { door: pids, upstreams: [ctx.upstreams.proc.pid], loadgen: [process.pid] }
   let before
+  let cores0
   let w0
   let reset
   const r = await load(proxy.port, state.requests, opts, opts.duration, opts.rewarm, () => {
     reset = ctx.upstreams.stats(true)
+    cores0 = coreSnapshot(roles)
     before = cpuSnapshot(pids, ctx.upstreams.proc.pid)
     w0 = Number(process.hrtime.bigint() / 1000n) // µs, the clock V8's profiler stamps samples with
   })
   const w1 = Number(process.hrtime.bigint() / 1000n)
   const cpu = cpuBetween(before, cpuSnapshot(pids, ctx.upstreams.proc.pid))
+  const cores = coresBetween(cores0, coreSnapshot(roles))
   await reset
   const counts = await ctx.upstreams.stats(true)
   ;(row.windows ??= []).push([w0, w1])
   if (cpu !== undefined && target.group === 'direct') cpu.proxy = undefined
   for (let k = 0; k < counts.length; k++) row.counts[k] += counts[k]
   const cpuUsPerReq = cpu?.proxy === undefined || r.rps === 0 ? undefined : round((cpu.proxy / r.rps) * 1e6, 1)
-  row.rounds.push({ seconds: r.seconds, responses: r.responses, rps: round(r.rps, 0), p50: round(r.p50, 3), p99: round(r.p99, 3), non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts, resets: r.resets, cpu, cpuUsPerReq })
-  const cpuText = cpu === undefined ? '' : `; CPU (cores): proxy ${cpu.proxy ?? '—'}${cpuUsPerReq === undefined ? '' : ` (${cpuUsPerReq} µs/req)`}, upstreams ${cpu.upstreams}, load generator ${cpu.loadgen}, other processes ${cpu.others}, machine ${cpu.machine}${cpu.steal > 0.01 ? `, steal ${cpu.steal}` : ''}`
+  row.rounds.push({ seconds: r.seconds, responses: r.responses, rps: round(r.rps, 0), p50: round(r.p50, 3), p99: round(r.p99, 3), non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts, resets: r.resets, cpu, cpuUsPerReq, cores })
+  const cpuText = cpu === undefined ? '' : `; CPU (cores): proxy ${cpu.proxy ?? '—'}${cpuUsPerReq === undefined ? '' : ` (${cpuUsPerReq} µs/req)`}, upstreams ${cpu.upstreams}, load generator ${cpu.loadgen}, other processes ${cpu.others}, machine ${cpu.machine}${cpu.steal > 0.01 ? `, steal ${cpu.steal}` : ''}; ran on CPU ${coresText(cores)}`
   progress(`${target.name} round ${i + 1}/${opts.rounds}: ${Math.round(r.rps)} req/s, p50 ${r.p50?.toFixed(2)} ms, p99 ${r.p99?.toFixed(2)} ms${r.non2xx + r.errors > 0 ? `, ${r.non2xx} non-2xx, ${r.errors} errors` : ''}${cpuText}`)
+}
+
+/** "door 1, upstreams 0, load generator 0": the CPUs each role's busy threads ran on. */
+export function coresText (cores) {
+  if (cores === undefined) return '—'
+  const names = { door: 'door', upstreams: 'upstreams', loadgen: 'load generator' }
+  return Object.entries(cores).filter(([, c]) => c.length > 0).map(([role, c]) => `${names[role]} ${c.join('+')}`).join(', ')
 }
 
 /** Medians over rounds, totals, flags. */
@@ -142,6 +154,11 @@ function finish (state) {
   row.cpu = { proxy: cpuMed('proxy'), upstreams: cpuMed('upstreams'), loadgen: cpuMed('loadgen'), others: cpuMed('others'), machine: cpuMed('machine'), steal: cpuMed('steal') }
   const busyRounds = row.rounds.filter(r => r.cpu?.others > OTHERS_LIMIT).length
   if (busyRounds > 0) row.busy = `other processes used > ${OTHERS_LIMIT} core in ${busyRounds} of ${row.rounds.length} rounds (max ${Math.max(...row.rounds.map(r => r.cpu?.others ?? 0))})`
+  // Every CPU each role ran on in any round (pinned: one each).
+  row.cores = {}
+  for (const role of ['door', 'upstreams', 'loadgen']) {
+    row.cores[role] = [...new Set(row.rounds.flatMap(r => r.cores?.[role] ?? []))].sort((a, b) => a - b)
+  }
   row.flagged = row.non2xx > 0 || row.errors > 0 || row.check.problems.length > 0 || row.busy !== undefined
 }
 
@@ -171,12 +188,12 @@ export async function runAll (states, opts, ctx) {
     if (await setup(st, opts, ctx)) live.push(st)
     else progress(`${st.target.name}: ${st.row.skipped}`)
   }
-  // Round order: the baselines, then each strategy's Fastify and Express targets side by
-  // side, so the figures a ratio compares are measured close together in time.
+  // Round order: the baselines, then each strategy's core, Fastify and Express targets side
+  // by side, so the figures a ratio compares are measured close together in time.
   const rank = (st) => {
     const t = st.target
     if (t.strategy === undefined) return TARGETS.indexOf(t) - 100
-    return STRATEGIES.indexOf(t.strategy) * 2 + (t.group === 'express' ? 1 : 0)
+    return STRATEGIES.indexOf(t.strategy) * 3 + (t.group === 'core' ? 0 : t.group === 'fastify' ? 1 : 2)
   }
   const ordered = [...live].sort((a, b) => rank(a) - rank(b))
   for (let i = 0; i < opts.rounds && !isInterrupted(); i++) {

@@ -93,7 +93,12 @@ export async function startNodeProxy (target, origins, opts) {
   const proc = fork(ENTRY, ['--role', 'proxy', '--target', target.name], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv,
-    env: { ...process.env, AFFINITY_BENCH_UPSTREAMS: JSON.stringify(origins), ...(opts.allocProf ? { AFFINITY_BENCH_ALLOC_PROF: opts.allocProfDir } : {}) },
+    env: {
+      ...process.env,
+      AFFINITY_BENCH_UPSTREAMS: JSON.stringify(origins),
+      ...(opts.allocProf ? { AFFINITY_BENCH_ALLOC_PROF: opts.allocProfDir } : {}),
+      ...(target.base ? { AFFINITY_BENCH_BASE_DIR: opts.baseDir } : {}),
+    },
   })
   track(proc)
   const { port } = await expect(proc, 'ready')

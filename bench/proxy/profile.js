@@ -54,7 +54,11 @@ function shortUrl (url) {
 /** "function  file:line" of a call frame, the key functions are summed by. */
 const frameKey = (f) => `${f.functionName || '(anonymous)'}  ${f.url ? `${shortUrl(f.url)}:${f.lineNumber + 1}` : '(native)'}`
 
-function summarizeProfile (file, windows) {
+/**
+ * On-CPU µs within `windows` (the measured rounds; all samples without), by category, by
+ * function (self) and by function including callees (`inclusive`), and the busy total.
+ */
+export function profileTimes (file, windows) {
   const prof = JSON.parse(fs.readFileSync(file, 'utf8'))
   const nodes = new Map(prof.nodes.map(n => [n.id, n]))
   const parent = new Map()
@@ -112,6 +116,11 @@ function summarizeProfile (file, windows) {
     }
   }
   const wall = windows === undefined ? prof.endTime - prof.startTime : windows.reduce((a, [x, y]) => a + (y - x), 0)
+  return { byCat, byFn, inclusive, busy, wall }
+}
+
+function summarizeProfile (file, windows) {
+  const { byCat, byFn, inclusive, busy, wall } = profileTimes(file, windows)
   const share = (us) => round((100 * us) / busy, 1)
   // JS-attributed time: without the native socket writes, GC and unattributed V8 time.
   const nonJs = (c) => c.startsWith('socket writes') || c === 'GC' || c.startsWith('(program)') || c.startsWith('native (no JS')

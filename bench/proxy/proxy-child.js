@@ -1,16 +1,19 @@
 // One proxy under test, in a child process of its own (`--role proxy --target <name>`):
-// Fastify or Express, with Affinity or with the baseline proxy package.
+// Fastify or Express, with Affinity or with the baseline proxy package; the doors on plain
+// node:http (the floor, the core alone, Express hello world) are in node-doors.js.
 import { once } from 'node:events'
 import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
+import { listenCore, listenExpressHello, listenFloor, listenNodeHello } from './node-doors.js'
+import { affinityImport } from './packages.js'
 import { TARGETS } from './targets.js'
 import { HOST } from './upstreams.js'
 
 const SECRET = 'bench-proxy-secret-0123456789abcdef-0123456789'
 
 export async function makeStrategy (key) {
-  const core = await import('@affinity/core')
+  const core = await affinityImport('core')
   switch (key) {
     case 'roundRobin': return core.roundRobin()
     case 'leastConnections': return core.leastConnections()
@@ -34,7 +37,7 @@ async function listenFastify (t, origins) {
       replyOptions: { getUpstream: () => { i = (i + 1) % origins.length; return origins[i] } },
     })
   } else {
-    const { default: affinity } = await import('@affinity/fastify')
+    const { default: affinity } = await affinityImport('fastify')
     await app.register(affinity, { upstreams: origins, strategy: await makeStrategy(t.strategy.key) })
   }
   await app.listen({ port: 0, host: HOST })
@@ -60,11 +63,13 @@ async function listenExpress (t, origins) {
       ...(agent !== undefined ? { agent } : {}),
     }))
   } else {
-    const { affinity } = await import('@affinity/express')
+    const { affinity } = await affinityImport('express')
     lb = affinity({ upstreams: origins, strategy: await makeStrategy(t.strategy.key) })
     app.use(lb)
   }
-  const server = app.listen(0, HOST)
+  // createServer(app): req/res born with the app's prototypes; else what app.listen() does.
+  const server = t.createServer ? (await affinityImport('express')).createServer(app) : http.createServer(app)
+  server.listen(0, HOST)
   await once(server, 'listening')
   return {
     port: server.address().port,
@@ -94,13 +99,23 @@ async function sampleAllocations (file) {
   }))
 }
 
+function listenTarget (t, origins) {
+  switch (t.group) {
+    case 'floor': return listenFloor(origins)
+    case 'core': return makeStrategy(t.strategy.key).then(s => listenCore(origins, s))
+    case 'express-hello': return listenExpressHello(t.createServer === true)
+    case 'node-hello': return listenNodeHello()
+    case 'fastify': case 'fastify-base': return listenFastify(t, origins)
+    default: return listenExpress(t, origins)
+  }
+}
+
 /** The proxy child: listens, reports its port, exits when the parent says so or goes away. */
 export async function runProxy (name) {
-  const t = TARGETS.find(x => x.name === name)
+  const t = TARGETS.find(x => x.name === name.replace(/@base$/, ''))
   if (t === undefined) throw new Error(`unknown target ${name}`)
   const origins = JSON.parse(process.env.AFFINITY_BENCH_UPSTREAMS)
-  const isFastify = t.group === 'fastify' || t.group === 'fastify-base'
-  const { port, close } = isFastify ? await listenFastify(t, origins) : await listenExpress(t, origins)
+  const { port, close } = await listenTarget(t, origins)
   const allocDir = process.env.AFFINITY_BENCH_ALLOC_PROF
   const writeAllocations = allocDir ? await sampleAllocations(path.join(allocDir, `${name}.heapprofile`)) : undefined
   let exiting = false

@@ -28,7 +28,8 @@ const withGaps = (rows) => {
 export function printIntro ({ opts, machine, versions, command, loadStart, busyBefore, targets, notes }) {
   const perTarget = opts.warmup + opts.rounds * (opts.duration + opts.rewarm)
   const lines = [
-    'Affinity proxy benchmark: Affinity (Fastify plugin, Express middleware) against @fastify/http-proxy, http-proxy-middleware and nginx',
+    'Affinity proxy benchmark: the Node floor, Affinity (core on node:http, Fastify plugin, Express middleware), @fastify/http-proxy,',
+    'http-proxy-middleware and nginx',
     ...machineLines(machine, command, 11),
     `load avg:  ${loadStart.join(' ')} (1/5/15 min, at start; figures assume an otherwise idle machine)`,
   ]
@@ -44,7 +45,11 @@ export function printIntro ({ opts, machine, versions, command, loadStart, busyB
     opts.sequential ? undefined : `           one autocannon run each: ${opts.rewarm} s not counted, then ${opts.duration} s; ratios = medians of per-round ratios;`,
     `           figures are medians over rounds; p50/p99 from every response's own time (not autocannon's whole-ms histogram)`,
     `processes: 3 upstreams (node:http, keep-alive, small JSON) in one child; each proxy in a child of its own (${opts.sequential ? 'one at a time' : 'all up, idle when not measured'});`,
-    `           nginx: master + worker_processes 1; the load generator here. ${machine.cores} cores shared, ${opts.pin ? `proxy pinned to CPU ${machine.cores - 1}, the rest to the others` : 'nothing pinned'}`,
+    `           nginx: master + worker_processes 1; the load generator here. ${machine.cores} cores; ${opts.pinned ? `pinned with taskset: each door alone on CPU ${machine.cores - 1}, upstreams + load generator on CPU ${machine.cores > 2 ? `0-${machine.cores - 2}` : '0'}` : 'nothing pinned'}`,
+    `           (the CPUs each process's busy threads ran on, from /proc/<pid>/task/*/stat, are printed per round and per target)`,
+    `floor:     node:http + undici Pool per upstream (dispatch API), round robin, client headers copied (rawHeaders), bodies piped; nothing else`,
+    `core-<s>:  createBalancer + balancer.choose + balancer.forward in http.createServer (README "Using the core directly"), cookie package`,
+    `hello:     express-hello: Express 5, one middleware answering the upstream's body itself; node-hello: the same from plain node:http`,
     `proxies:   Fastify ${versions.fastify} (logger off, trustProxy true); Express ${versions.express} (trust proxy true);`,
     `           @fastify/http-proxy ${versions['@fastify/http-proxy']} (upstream '', replyOptions.getUpstream round robin); http-proxy-middleware`,
     `           ${versions['http-proxy-middleware']} (router round robin, changeOrigin, xfwd; express-hpm: keep-alive http.Agent, express-hpm-noagent:`,
@@ -69,6 +74,8 @@ function resultsTable (rows) {
     { label: 'non-2xx', get: r => r.non2xx },
     { label: 'errors', get: r => (r.rps === undefined ? undefined : r.errors) },
     { label: 'µs CPU/req', get: r => r.cpuUsPerReq?.toFixed(0) },
+    { label: '÷ floor', get: r => x2(r.vs?.floor?.cpuPerReq) },
+    { label: 'CPU# door/ups/gen', left: true, get: r => (r.cores === undefined ? undefined : ['door', 'upstreams', 'loadgen'].map(k => r.cores[k].join('+') || '—').join('/')) },
     { label: 'CPU proxy/ups/gen/other', left: true, get: r => (r.cpu === undefined ? undefined : `${r.cpu.proxy ?? '—'}/${r.cpu.upstreams ?? '—'}/${r.cpu.loadgen ?? '—'}/${r.cpu.others ?? '—'}`) },
     { label: 'split', left: true, get: r => r.upstreamSplit?.map(x => Math.round(x * 100)).join('/') },
     { label: 'check', left: true, get: r => (r.skipped ?? (r.check?.problems?.length ? r.check.problems.join('; ') : `ok${r.check?.returningChecked ? `, ${r.check.returningChecked} returning users stayed` : ''}`)) },
@@ -80,7 +87,10 @@ function ratiosTable (rows) {
   return table([
     { label: 'target', left: true, get: r => r.name },
     { label: '÷ its baseline', left: true, get: r => vs(r.vs?.baseline) },
+    { label: '÷ floor', left: true, get: r => (r.vs?.floor ? tri(r.vs.floor) : undefined) },
     { label: '÷ Affinity Fastify', left: true, get: r => vs(r.vs?.fastify) },
+    { label: '÷ on app.listen()', left: true, get: r => (r.vs?.listen ? tri(r.vs.listen) : undefined) },
+    { label: '÷ @base', left: true, get: r => (r.vs?.base ? tri(r.vs.base) : undefined) },
     { label: '÷ nginx', left: true, get: r => vs(r.vs?.nginx) },
     { label: '÷ direct', left: true, get: r => (r.vs?.direct ? tri(r.vs.direct) : undefined) },
   ], withGaps(rows.filter(r => r.rps !== undefined)))
@@ -91,9 +101,39 @@ function targetsTable (checks) {
     { label: 'target', left: true, get: c => c.target },
     { label: 'check', left: true, get: c => c.check },
     { label: 'measured', get: c => x2(c.measured) },
+    { label: 'target', get: c => `${c.atMost ? '≤' : '≥'} ${x2(c.limit)}` },
     { label: 'per-round range', get: c => (c.rounds === undefined ? undefined : `${c.rounds[0].toFixed(2)}–${c.rounds[1].toFixed(2)}`) },
-    { label: 'verdict', left: true, get: c => c.verdict + (c.informational ? ' (informational)' : '') + (c.straddles ? ' (rounds on both sides)' : '') + (c.flagged ? ' (target flagged: see check/errors)' : '') },
+    { label: 'verdict', left: true, get: c => c.verdict + (c.straddles ? ' (rounds on both sides)' : '') + (c.flagged ? ' (target flagged: see check/errors)' : '') },
   ], checks)
+}
+
+/**
+ * Door CPU per request ÷ the floor's, round by round (round k of both ran within a minute of
+ * each other), then the median; Express doors also ÷ (Express hello world + floor).
+ */
+function perRoundTable (rows, opts) {
+  const measured = rows.filter(r => r.floorRounds?.cpuPerReq !== undefined || r.vs?.helloFloor?.perRound !== undefined || r.vs?.excessUs !== undefined)
+  if (opts.sequential || measured.length === 0) return []
+  const n = Math.max(...measured.map(r => r.rounds.length))
+  const f = (v) => (v === undefined ? '—' : Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(2))
+  const out = []
+  for (const r of measured) {
+    if (r.floorRounds?.cpuPerReq !== undefined) out.push({ name: r.name, what: '÷ floor', xs: r.floorRounds.cpuPerReq, med: r.vs.floor.cpuPerReq })
+    if (r.vs?.helloFloor?.perRound !== undefined) out.push({ name: r.name, what: '÷ (hello + floor)', xs: r.vs.helloFloor.perRound, med: r.vs.helloFloor.value })
+    if (r.vs?.excessUs !== undefined) out.push({ name: r.name, what: 'µs over Express+fwd', xs: r.vs.excessUs.perRound, med: r.vs.excessUs.value })
+  }
+  return [
+    'Door CPU per request ÷ the floor\'s, per round (and Express doors ÷ (express-hello + floor)); median = the median of these per-round ratios.',
+    '"µs over Express+fwd": Express door − (express-hello − node-hello) − floor, in µs of CPU per request: what the door spends above',
+    'Express\'s own cost plus the floor\'s forwarding, with the server side the hello worlds and the floor all pay counted once.',
+    '',
+    table([
+      { label: 'target', left: true, get: x => x.name },
+      { label: 'ratio', left: true, get: x => x.what },
+      ...Array.from({ length: n }, (_, k) => ({ label: `r${k + 1}`, get: x => f(x.xs[k]) })),
+      { label: 'median', get: x => f(x.med) },
+    ], out),
+  ]
 }
 
 export function printResults (rows, checks, opts) {
@@ -106,21 +146,14 @@ export function printResults (rows, checks, opts) {
   lines.push('', ratiosTable(rows), '')
   lines.push('nginx column: hash strategies (consistentHash ring/maglev) ÷ nginx-hash, IP strategies (ipHash, stickyIp) ÷ nginx-iphash,')
   lines.push('everything else (roundRobin, leastConnections, stickyCookie, baselines) ÷ the faster nginx by req/s (named in brackets).')
+  lines.push('', ...perRoundTable(rows, opts))
   if (checks.length > 0) {
-    lines.push('', 'Targets', '', targetsTable(checks))
-    const strict = checks.filter(c => !c.informational)
-    const fails = strict.filter(c => c.verdict === 'FAIL').length
-    const passes = strict.filter(c => c.verdict === 'PASS').length
-    const info = checks.filter(c => c.informational)
+    lines.push('', 'Targets (issue 18)', '', targetsTable(checks))
+    const fails = checks.filter(c => c.verdict === 'FAIL').length
+    const passes = checks.filter(c => c.verdict === 'PASS').length
     lines.push('')
-    lines.push(`${passes} PASS, ${fails} FAIL${strict.length - passes - fails > 0 ? `, ${strict.length - passes - fails} n/a` : ''}` +
-      ` (verdicts on the median of per-round ratios; "rounds on both sides": the per-round ratios straddle the target, so the verdict is within this machine's noise)`)
-    if (info.length > 0) {
-      const met = info.filter(c => c.verdict === 'met').length
-      const notMet = info.filter(c => c.verdict === 'not met').length
-      lines.push(`informational, not counted (against express-hpm-noagent: http-proxy-middleware with its defaults, no agent): ${met} met, ${notMet} not met` +
-        `${info.length - met - notMet > 0 ? `, ${info.length - met - notMet} n/a` : ''}`)
-    }
+    lines.push(`${passes} PASS, ${fails} FAIL${checks.length - passes - fails > 0 ? `, ${checks.length - passes - fails} n/a` : ''}` +
+      ' (verdicts on the median of per-round ratios; "rounds on both sides": the per-round ratios straddle the target, so the verdict is within this machine\'s noise)')
   }
   const flagged = rows.filter(r => r.flagged || r.skipped)
   if (flagged.length > 0) {

@@ -8,12 +8,15 @@ export const HOST = '127.0.0.1' // every server of the benchmark listens here
 export const PATH = '/api/cart' // what the users request
 export const UPSTREAM_NAMES = ['s1', 's2', 's3']
 
+/** What upstream i answers (express-hello answers upstream 0's). */
+export const upstreamBody = (i) => Buffer.from(JSON.stringify({ ok: true, server: UPSTREAM_NAMES[i], cart: { items: 3, total: 42.5, currency: 'EUR' } }))
+
 /** The upstreams child: serves, then answers the parent's stats / watch / unwatch messages. */
 export async function runUpstreams () {
   const counts = UPSTREAM_NAMES.map(() => 0)
   const origins = []
   for (let i = 0; i < UPSTREAM_NAMES.length; i++) {
-    const body = Buffer.from(JSON.stringify({ ok: true, server: UPSTREAM_NAMES[i], cart: { items: 3, total: 42.5, currency: 'EUR' } }))
+    const body = upstreamBody(i)
     const server = http.createServer({ keepAliveTimeout: 120_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
       counts[i]++
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })

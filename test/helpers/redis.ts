@@ -42,8 +42,11 @@ export interface RedisServer {
   kill (): Promise<void>
 }
 
-/** Starts redis-server on a free loopback port; it is stopped (SIGTERM) at the end of `t`. */
-export async function startRedisServer (t: Test, bin: string): Promise<RedisServer> {
+/**
+ * Starts redis-server on a free loopback port; it is stopped (SIGTERM) at the end of `t`.
+ * `args`: more redis-server options, e.g. ['--rename-command', 'GETEX', ''] (a server without GETEX).
+ */
+export async function startRedisServer (t: Test, bin: string, args: string[] = []): Promise<RedisServer> {
   const port = await freePort()
   let child: ChildProcess | undefined
   const killOnExit = (): void => { child?.kill('SIGKILL') }
@@ -64,7 +67,7 @@ export async function startRedisServer (t: Test, bin: string): Promise<RedisServ
     port,
     async start () {
       if (child !== undefined) throw new Error('redis-server is already running')
-      const c = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', os.tmpdir()], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const c = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', os.tmpdir(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
       child = c
       let out = ''
       await new Promise<void>((resolve, reject) => {

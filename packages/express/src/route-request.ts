@@ -33,7 +33,17 @@ export class ExpressRouteRequest implements RouteRequest {
   get url (): string { return this.#req.url ?? '/' }
   get headers (): IncomingHttpHeaders { return this.#req.headers }
   get ip (): string | undefined { return this.#req.ip ?? this.#req.socket?.remoteAddress }
-  get protocol (): string { return this.#req.protocol ?? 'http' }
+  /**
+   * Express's req.protocol (trust proxy decides whether X-Forwarded-Proto counts). Without
+   * that header its answer is the socket's, so it is read from the socket directly: the
+   * getter's trust check (proxy-addr) costs ≈1 µs per request, asked for every request's
+   * X-Forwarded-Proto (bench/proxy/profile-diff.js on an express-roundRobin profile).
+   */
+  get protocol (): string {
+    const req = this.#req
+    if (req.headers['x-forwarded-proto'] === undefined) return (req.socket as { encrypted?: boolean } | null)?.encrypted === true ? 'https' : 'http'
+    return req.protocol ?? 'http'
+  }
 
   /**
    * The Host as Express 5's req.host computes it (X-Forwarded-Host only from a

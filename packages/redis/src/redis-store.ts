@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { AffinityError, memoryStickStore, type StickStore, type StickStoreStats } from '@affinity/core'
 import type { Cluster, Redis } from 'ioredis'
 import { DEGRADED_WARNING_CODE, RedisStoreError } from './errors.js'
+import { px, Refresh } from './refresh.js'
 
 /** A pino-like logger (pino, Fastify's `app.log`, `console`): object first, message second. */
 export interface RedisStoreLogger {
@@ -33,9 +34,10 @@ const noop = (): void => {}
 
 /**
  * A `StickStore` on Redis, so several balancer instances share one stick table:
- * `SET prefix+key upstreamId PX ttl`, `GET`, `DEL`, with the TTL kept by Redis.
- * `get` is a plain GET without refreshing the TTL: stickyIp calls `set` on every
- * hit, which refreshes it (and GETEX would need the TTL, which `get` is not given).
+ * `SET prefix+key upstreamId PX ttl`, `GETEX … PX ttl` (or `GET`), `DEL`, with the TTL
+ * kept by Redis. A sticky hit costs one round trip: see refresh.ts for how the `set`
+ * stickyIp makes on every hit is folded into the read (GETEX, Redis ≥ 6.2) or, on older
+ * servers, written only once past half the TTL.
  *
  * Nothing waits on Redis for long. Every command races a `timeoutMs` timer, and a
  * client whose `status` is not `ready` is not used at all (ioredis would queue the
@@ -53,7 +55,11 @@ export class RedisStickStore extends EventEmitter implements StickStore {
   readonly #probeMs: number
   readonly #fallback: StickStore
   readonly #logger: RedisStoreLogger | undefined
-  readonly #onReady = (): void => { void this.#probe() }
+  readonly #refresh = new Refresh()
+  readonly #onReady = (): void => {
+    this.#detect()
+    void this.#probe()
+  }
   #degraded = false
   #since = 0
   #probing = false
@@ -78,17 +84,32 @@ export class RedisStickStore extends EventEmitter implements StickStore {
     this.#fallback = opts.fallback ?? memoryStickStore()
     this.#logger = opts.logger
     this.#client.on('ready', this.#onReady)
+    if (this.#client.status === 'ready') this.#detect()
   }
 
   get (key: string): string | undefined | Promise<string | undefined> {
     if (!this.#usable()) return this.#fallbackGet(key)
-    return this.#call(() => this.#client.get(this.#prefix + key)).then(
-      // Redis wins whenever it has the key. A miss falls back to this instance's own
-      // entry: a binding made during an outage, or one that a Redis restart lost,
-      // keeps its client where it is (stickyIp then writes it back to Redis) instead
-      // of placing the client afresh, possibly on another upstream.
-      id => id ?? this.#fallback.get(key),
+    const name = this.#prefix + key
+    const ttl = this.#refresh.readTtl()
+    const read = ttl === undefined ? () => this.#client.get(name) : () => this.#client.getex(name, 'PX', ttl)
+    return this.#call(read).then(
+      id => {
+        if (id !== null) {
+          this.#refresh.hit(key, id, ttl !== undefined)
+          return id
+        }
+        // Redis wins whenever it has the key. A miss falls back to this instance's own
+        // entry: a binding made during an outage, or one that a Redis restart lost,
+        // keeps its client where it is (stickyIp then writes it back to Redis) instead
+        // of placing the client afresh, possibly on another upstream.
+        return this.#fallback.get(key)
+      },
       err => {
+        if (ttl !== undefined && isRefused(err)) {
+          // GETEX detected but refused (an ACL without it, a proxy in front of Redis): plain GETs from now on.
+          this.#refresh.getex = false
+          return this.get(key)
+        }
         this.#fail(err)
         return this.#fallbackGet(key)
       })
@@ -97,13 +118,15 @@ export class RedisStickStore extends EventEmitter implements StickStore {
   set (key: string, upstreamId: string, ttlMs: number): void | Promise<void> {
     const local = this.#fallback.set(key, upstreamId, ttlMs)
     if (!this.#usable()) return local
-    // PX takes whole milliseconds ≥ 1.
-    const px = Math.max(1, Math.ceil(ttlMs))
-    return Promise.all([local, this.#call(() => this.#client.set(this.#prefix + key, upstreamId, 'PX', px))])
+    const now = performance.now()
+    if (!this.#refresh.mustWrite(key, upstreamId, ttlMs, now)) return local
+    this.#refresh.wrote(key, now)
+    return Promise.all([local, this.#call(() => this.#client.set(this.#prefix + key, upstreamId, 'PX', px(ttlMs)))])
       .then(noop, err => this.#fail(err))
   }
 
   delete (key: string): void | Promise<void> {
+    this.#refresh.forget(key)
     const local = this.#fallback.delete(key)
     if (!this.#usable()) return local
     return Promise.all([local, this.#call(() => this.#client.del(this.#prefix + key))])
@@ -147,6 +170,19 @@ export class RedisStickStore extends EventEmitter implements StickStore {
     if (this.#client.status === 'ready') return true
     this.#fail(new RedisStoreError('AFFINITY_REDIS_NOT_READY', `the Redis client is not ready (${this.#client.status})`))
     return false
+  }
+
+  /**
+   * Whether the server has GETEX (Redis ≥ 6.2, and not renamed away): COMMAND INFO answers
+   * nil for a command the server does not have. Asked on every (re)connection, as a
+   * failover may land on another server; until it answers, reads are plain GETs.
+   */
+  #detect (): void {
+    const client = this.#client
+    if (this.#closed || typeof client.call !== 'function') return
+    this.#call(() => client.call('COMMAND', 'INFO', 'GETEX')).then(
+      info => { this.#refresh.getex = Array.isArray(info) && info[0] != null },
+      () => { this.#refresh.getex = false })
   }
 
   #fallbackGet (key: string): string | undefined | Promise<string | undefined> {
@@ -223,6 +259,11 @@ export class RedisStickStore extends EventEmitter implements StickStore {
     this.#logger?.info({ outage: this.#outages, downMs: Date.now() - this.#since }, 'Redis stick table recovered')
     this.emit('recovered')
   }
+}
+
+/** The server has the command but will not run it for us (ACL: NOPERM), or does not know it. */
+function isRefused (err: unknown): boolean {
+  return err instanceof Error && /^(NOPERM|ERR unknown command)/i.test(err.message)
 }
 
 function positive (name: string, v: number): number {

@@ -22,7 +22,9 @@ const SET_BY_PROXY = new Set(['host', 'expect', 'x-forwarded-for', 'x-forwarded-
 
 /** Headers named in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
 export function connectionTokens (value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined
+  // The values nearly every request and response carries name no header: ≈200 ns of
+  // split/trim/lower-case each, twice per request, saved.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return undefined
   const joined = Array.isArray(value) ? value.join(',') : value
   let out: Set<string> | undefined
   for (const raw of joined.split(',')) {
@@ -90,17 +92,50 @@ function peerAddress (req: ClientRequest): string {
   return a.startsWith('::ffff:') && a.indexOf('.') !== -1 ? a.slice(7) : a
 }
 
-/**
- * Removes hop-by-hop headers from an upstream response, in place. `keepTrailer`:
- * the response's trailers will be relayed, so its `Trailer` header (which names
- * them, RFC 9110 §6.6.2) goes on too.
- */
-export function stripResponseHeaders (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, keepTrailer = false): void {
+/** Removes hop-by-hop headers from an upstream response, in place (the WebSocket handshake's answer). */
+export function stripResponseHeaders (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): void {
   const listed = connectionTokens(headers.connection)
   for (const name in headers) {
-    if (keepTrailer && name === 'trailer') continue
     if (isHopByHop(name, listed)) delete headers[name]
   }
+}
+
+/**
+ * The upstream response's headers for writeHead, as a flat [name, value, …] list: the
+ * end-to-end ones (hop-by-hop left out, as stripResponseHeaders does, but `Trailer` kept
+ * with `keepTrailer`: the trailers it names, RFC 9110 §6.6.2, will be relayed), the app's `extra`
+ * replacing same-named ones, and every Set-Cookie (the upstream's, the app's, then the
+ * balancer's `cookie`) in one entry. Built afresh instead of deleting from undici's object:
+ * `delete` turns it into a dictionary-mode object that writeHead then walks slowly. One entry per
+ * name, because writeHead on a response with headers already set (Express's X-Powered-By)
+ * calls setHeader per entry, where a second entry of a name would replace the first.
+ */
+export function responseHeaderList (headers: IncomingHttpHeaders, extra: Record<string, string | string[] | number | undefined> | undefined, cookie: string | undefined, keepTrailer = false): Array<string | string[]> {
+  const listed = connectionTokens(headers.connection)
+  let replaced: string[] | undefined
+  if (extra !== undefined) for (const name in extra) if (extra[name] !== undefined) (replaced ??= []).push(name.toLowerCase())
+  const out: Array<string | string[]> = []
+  let cookies: string[] | undefined
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined) continue
+    if (name === 'set-cookie') { cookies = typeof value === 'string' ? [value] : [...value]; continue }
+    if (isHopByHop(name, listed) && !(keepTrailer && name === 'trailer')) continue
+    if (replaced !== undefined && replaced.includes(name)) continue
+    out.push(name, value)
+  }
+  if (extra !== undefined) {
+    for (const name in extra) {
+      const value = extra[name]
+      if (value === undefined) continue
+      const key = name.toLowerCase()
+      if (key === 'set-cookie') (cookies ??= []).push(...(Array.isArray(value) ? value : [String(value)]))
+      else out.push(key, Array.isArray(value) ? value : String(value))
+    }
+  }
+  if (cookie !== undefined) (cookies ??= []).push(cookie)
+  if (cookies !== undefined) out.push('set-cookie', cookies.length === 1 ? cookies[0]! : cookies)
+  return out
 }
 
 /** Adds the balancer's Set-Cookie next to the upstream's own (never replacing them). */
@@ -109,18 +144,4 @@ export function appendSetCookie (headers: Record<string, string | string[] | und
   if (existing === undefined) headers['set-cookie'] = cookie
   else if (Array.isArray(existing)) existing.push(cookie)
   else headers['set-cookie'] = [existing, cookie]
-}
-
-/** Puts the app's own headers on an upstream response (Set-Cookie is added to, the rest replace). */
-export function mergeHeaders (headers: Record<string, string | string[] | undefined>, extra: Record<string, string | string[] | number | undefined>): void {
-  for (const name in extra) {
-    const value = extra[name]
-    if (value === undefined) continue
-    const key = name.toLowerCase()
-    if (key === 'set-cookie') {
-      for (const v of Array.isArray(value) ? value : [String(value)]) appendSetCookie(headers, v)
-    } else {
-      headers[key] = Array.isArray(value) ? value : String(value)
-    }
-  }
 }

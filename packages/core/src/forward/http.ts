@@ -8,7 +8,7 @@ import { BodyRelay } from './body-relay.js'
 import { IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
 import { isClosed, sendError, type ClientResponse, type ErrorAnswer } from './error-response.js'
 import { Attempt, Exchange } from './exchange.js'
-import { appendSetCookie, mergeHeaders, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { responseHeaderList, upstreamRequestHeaders } from './headers.js'
 import { requestTarget } from './target.js'
 
 /** A client request as the adapters hand it over: HTTP/1.x, or HTTP/2 through node:http2's compatibility API. */
@@ -156,12 +156,8 @@ class HttpAttempt extends Attempt implements Dispatcher.DispatchHandler {
     this.statusCode = statusCode
     if (statusCode >= 500) this.outcome = 'failure'
     const ex = this.ex
-    stripResponseHeaders(headers, keepsTrailer(ex.req, ex.method, statusCode, headers))
-    if (ex.extra !== undefined) mergeHeaders(headers, ex.extra)
-    const cookie = ex.choice.setCookie
-    if (cookie !== undefined) appendSetCookie(headers, cookie)
     try {
-      ex.res.writeHead(statusCode, headers as Record<string, string | string[]>)
+      ex.res.writeHead(statusCode, responseHeaderList(headers, ex.extra, ex.choice.setCookie, keepsTrailer(ex.req, ex.method, statusCode, headers)))
     } catch (err) {
       controller.abort(Object.assign(new Error('response head cannot be relayed', { cause: err }), { code: UNRELAYABLE }))
       return

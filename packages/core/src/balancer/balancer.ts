@@ -14,7 +14,7 @@ import { Choice, isPromise, type PickReason } from '../model/choice.js'
 import type { Members } from '../model/members.js'
 import type { Remap, RemapEvent } from '../model/remap.js'
 import type { BalancerStats, OutcomeKind, RouteRequest, UpstreamInfo, UpstreamInput } from '../model/types.js'
-import { normalizeUpstream, Upstream, type NormalizedUpstream } from '../model/upstream.js'
+import { checkWeight, normalizeUpstream, Upstream, type NormalizedUpstream } from '../model/upstream.js'
 import type { Strategy } from '../strategies/strategy.js'
 import { publishPick, pickChannel } from '../trace.js'
 import { kBalancer } from './brand.js'
@@ -37,7 +37,7 @@ export interface PreviewChange {
   remove?: string | readonly string[]
 }
 
-export type BalancerEvent = 'down' | 'up' | 'added' | 'removed' | 'drained'
+export type BalancerEvent = 'down' | 'up' | 'added' | 'removed' | 'drained' | 'draining' | 'undrained' | 'weight'
 export type BalancerListener = (upstream: UpstreamInfo, reason: string) => void
 export type RemapListener = (remap: RemapEvent) => void
 export type PanicListener = (info: PanicInfo) => void
@@ -143,8 +143,26 @@ export class Balancer extends EventEmitter {
       u.draining = true
       u.boundSeenAt = performance.now()
       this.#stateChanged(u, 'draining')
+      this.emit('draining', u.info(), 'draining')
     }
     return this.#drains.wait(u, idleMs)
+  }
+
+  /**
+   * Changes an upstream's weight. Strategies rebuild from the new snapshot: round
+   * robin and least connections share out by it at once; hash strategies move only
+   * keys onto or off this upstream (its points or table share grow or shrink);
+   * sticky strategies keep every bound user and place new ones by it.
+   */
+  setWeight (id: string, weight: number): UpstreamInfo {
+    const u = this.#get(id)
+    const w = checkWeight(id, weight)
+    if (w !== u.weight) {
+      u.weight = w
+      this.#membership.reweighed()
+      this.emit('weight', u.info(), `weight ${w}`)
+    }
+    return u.info()
   }
 
   /** Ends a drain: the upstream takes new users again. */
@@ -154,6 +172,7 @@ export class Balancer extends EventEmitter {
     u.draining = false
     this.#drains.cancel(u)
     this.#stateChanged(u, 'drain cancelled')
+    this.emit('undrained', u.info(), 'drain cancelled')
   }
 
   /**

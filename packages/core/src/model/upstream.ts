@@ -17,7 +17,8 @@ export class Upstream {
   readonly origin: string
   /** Path prefix of the upstream URL, prepended to every forwarded path ('' for '/'). */
   readonly basePath: string
-  readonly weight: number
+  /** The configured weight (setWeight changes it; a new snapshot follows). */
+  weight: number
   readonly secure: boolean
   /** Its connection pool (undici's Pool): what the forwarders and active checks dispatch through. */
   readonly pool: Dispatcher
@@ -123,11 +124,16 @@ export function normalizeUpstream (input: UpstreamInput): NormalizedUpstream {
   }
   const id = raw.id ?? raw.url
   if (typeof id !== 'string' || id.length === 0) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'id', 'must be a non-empty string')
-  const weight = raw.weight ?? 1
-  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
-    throw new AffinityError('AFFINITY_ERR_INVALID_WEIGHT', id, String(weight))
-  }
+  const weight = checkWeight(id, raw.weight ?? 1)
   // ws(s): only the scheme changes, the rest stays as written (no trailing slash added).
   const url = `${scheme}:` === parsed.protocol ? raw.url : `${scheme}:${raw.url.trim().slice(parsed.protocol.length)}`
   return { url, id, weight }
+}
+
+/** A weight: a finite number > 0. */
+export function checkWeight (id: string, weight: unknown): number {
+  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
+    throw new AffinityError('AFFINITY_ERR_INVALID_WEIGHT', id, String(weight))
+  }
+  return weight
 }

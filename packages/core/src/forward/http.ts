@@ -157,7 +157,11 @@ class Exchange {
   }
 
   onClose = (): void => {
-    if (this.res.writableFinished) return
+    // Ended by us (the whole answer relayed, or our own error): nothing to abort. Not
+    // `writableFinished`: node:http2 marks a stream the client reset (RST_STREAM) as
+    // finished, and its compatibility response reads that, so a reset mid-body would
+    // leave the upstream request running and counted in flight.
+    if (this.res.writableEnded) return
     this.clientGone = true
     this.current?.abort()
   }

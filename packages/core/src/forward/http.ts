@@ -227,11 +227,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd (_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+  onResponseEnd (controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     const ex = this.ex
     ex.current = undefined
     this.wrote = true
     if (trailers !== undefined && hasAny(trailers)) addTrailers(ex.res, trailers)
+    else if (isFieldObject(controller.rawTrailers)) addTrailers(ex.res, controller.rawTrailers)
     ex.res.end()
     ex.ctx.settle(this.u, this.outcome, statusKind(this.statusCode), this.startedAt)
   }
@@ -266,6 +267,16 @@ function addTrailers (res: ServerResponse, trailers: IncomingHttpHeaders): void 
   try {
     res.addTrailers(trailers as Record<string, string>)
   } catch {}
+}
+
+/**
+ * An HTTP/2 upstream's trailers (pool.allowH2). undici's h2 client hands them on as
+ * an object (client-h2.js, 'trailers'), which its handler adapter parses as a
+ * [name, value, …] list (unwrap-handler.js, parseHeaders), so onResponseEnd gets {}
+ * (undici 7.30.2); the object itself stays on the controller's rawTrailers.
+ */
+function isFieldObject (raw: Dispatcher.DispatchController['rawTrailers']): raw is IncomingHttpHeaders {
+  return raw != null && !Array.isArray(raw) && hasAny(raw)
 }
 
 function hasAny (o: object): boolean {

@@ -145,14 +145,17 @@ const cases: Record<string, Case> = {
     await uploading
     const aborted = onAny(fx.ups, 'aborted')
     stream.close(NGHTTP2_CANCEL)
-    const [{ args: [path] }, o] = await Promise.all([aborted, outcome])
-    t.equal(path, '/upload-hold', 'the upstream saw its request aborted')
-    t.equal(o.kind, 'aborted', 'outcome: aborted')
+    t.equal((await outcome).kind, 'aborted', 'outcome: aborted')
+    // An h2 upstream is not told (a limit of undici + Node, not of the forwarder):
+    // undici aborts an h2 request with stream.close(), and Node 20.20 never sends
+    // that RST_STREAM for a stream fed by a pipeline, as undici feeds request bodies,
+    // so the upstream learns of it when the session ends (the balancer closes).
+    if (fx.kind === 'h1') t.equal((await aborted).args[0], '/upload-hold', 'the upstream saw its request aborted')
   },
 }
 
 for (const mode of FRONT_MODES) {
-  for (const kind of ['h1'] as UpstreamKind[]) {
+  for (const kind of ['h1', 'h2'] as UpstreamKind[]) {
     t.test(`front ${mode}, ${kind === 'h1' ? 'HTTP/1.1 upstreams' : 'HTTP/2 upstreams (pool.allowH2)'}`, async t => {
       for (const [name, run] of Object.entries(cases)) {
         await t.test(name, { timeout: 20_000 }, async t => {

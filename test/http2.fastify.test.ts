@@ -137,6 +137,19 @@ const cases: Record<string, Case> = {
     t.equal(fx.balancer.stats().upstreams.find(u => u.id === o.upstream)!.outcomes.aborted, 1)
   },
 
+  async 'a client that resets a download with RST_STREAM(NO_ERROR) mid-body: the upstream request is aborted, not charged' (t, fx) {
+    const outcome = nextOutcome(fx.balancer)
+    const stream = fx.session.request({ ':path': `/api/download?bytes=${16 * MB}` })
+    await once(stream, 'data')
+    const aborted = onAny(fx.ups, 'aborted')
+    // NO_ERROR, unlike other codes, leaves node:http2's server stream open with writes
+    // queued that can never drain: only the request's 'aborted' event tells.
+    stream.close(http2.constants.NGHTTP2_NO_ERROR)
+    const [{ args: [path] }, o] = await Promise.all([aborted, outcome])
+    t.equal(path, '/download', 'the upstream saw its request aborted')
+    t.equal(o.kind, 'aborted', 'outcome: aborted')
+  },
+
   async 'a client that resets its stream mid-upload: the upstream request is aborted, not charged' (t, fx) {
     const outcome = nextOutcome(fx.balancer)
     const uploading = onAny(fx.ups, 'upload')

@@ -50,7 +50,11 @@ function handler (up: StreamUpstream): Handler {
     const path = url.pathname.replace(/^\/base/, '')
     up.seen.push({ httpVersion: req.httpVersion, method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders })
     // Not `writableFinished`: node:http2 reports a stream reset by the peer as finished.
-    res.once('close', () => { if (!res.writableEnded) up.events.emit('aborted', path) })
+    // And over h2 a reset with NO_ERROR mid-response shows only as the request's 'aborted'.
+    let aborted = false
+    const abort = (): void => { if (!aborted && !res.writableEnded) { aborted = true; up.events.emit('aborted', path) } }
+    res.once('close', abort)
+    req.once('aborted', abort)
     res.setHeader('x-served-by', up.name)
     if (path === '/download') {
       const bytes = Number(url.searchParams.get('bytes') ?? 1024)

@@ -101,6 +101,11 @@ class Exchange {
     else this.source = opts.body
     if (typeof this.source === 'string' || Buffer.isBuffer(this.source)) fixLength(this.headers, Buffer.byteLength(this.source))
     res.once('close', this.onClose)
+    // An h2 client's RST_STREAM(NO_ERROR) while the response is being written ends
+    // node:http2's stream half-way: no 'close' follows while writes are queued that can
+    // never drain (lib/internal/http2/core.js, onStreamClose). 'aborted' is all that
+    // tells; destroying the response then closes it, as Node does for other codes.
+    if ((req as Partial<Http2ServerRequest>).stream !== undefined) req.once('aborted', () => { res.destroy() })
   }
 
   attempt (u: Upstream): void {

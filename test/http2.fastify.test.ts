@@ -153,17 +153,25 @@ const cases: Record<string, Case> = {
   async 'a client that resets its stream mid-upload: the upstream request is aborted, not charged' (t, fx) {
     const outcome = nextOutcome(fx.balancer)
     const uploading = onAny(fx.ups, 'upload')
+    let ended = false
+    for (const up of fx.ups) up.events.on('upload-end', () => { ended = true })
     const stream = fx.session.request({ ':method': 'PUT', ':path': '/api/upload-hold' }, { endStream: false })
+    stream.on('error', () => {})
     stream.write(pattern(0, 64 * 1024))
     await uploading
     const aborted = onAny(fx.ups, 'aborted')
-    stream.close(NGHTTP2_CANCEL)
+    // destroy(): RST_STREAM alone. (close(code) would end the upload first —
+    // node:http2 sends END_STREAM, then RST_STREAM — and the upload would be complete.)
+    stream.destroy(new Error('the user cancelled the upload'))
     t.equal((await outcome).kind, 'aborted', 'outcome: aborted')
     // An h2 upstream is not told (a limit of undici + Node, not of the forwarder):
     // undici aborts an h2 request with stream.close(), and Node 20.20 never sends
     // that RST_STREAM for a stream fed by a pipeline, as undici feeds request bodies,
     // so the upstream learns of it when the session ends (the balancer closes).
-    if (fx.kind === 'h1') t.equal((await aborted).args[0], '/upload-hold', 'the upstream saw its request aborted')
+    if (fx.kind === 'h1') {
+      t.equal((await aborted).args[0], '/upload-hold', 'the upstream saw its request aborted')
+      t.notOk(ended, 'and never a complete body')
+    }
   },
 }
 

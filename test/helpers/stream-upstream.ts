@@ -29,7 +29,8 @@ export interface Seen {
  * - /trailers — a chunked body with trailer fields (Trailer announces them);
  * - /sse — a text/event-stream head at once, then `emit('sse', res)`: the test writes the events;
  * - /hold — a head and a first chunk, then `emit('hold', req, res)`;
- * - /upload-hold — reads the request body and emits 'upload' on its first chunk, answering nothing.
+ * - /upload-hold — reads the request body, emits 'upload' on its first chunk and
+ *   'upload-end' if it ends (complete, as far as the upstream can tell), answering nothing.
  * Every request whose exchange ends before its response is complete emits
  * 'aborted' with its path (the proxy gave up on it).
  */
@@ -98,6 +99,7 @@ function handler (up: StreamUpstream): Handler {
     }
     if (path === '/upload-hold') {
       req.once('data', () => up.events.emit('upload', req, res))
+      req.once('end', () => up.events.emit('upload-end', path))
       req.resume()
       return
     }

@@ -4,13 +4,11 @@
  * `ws` WebSocket) on the TLS server that allows HTTP/1.1 too. The books balance
  * after every case. (node:http2 as the client: http2.fastify.test.ts.)
  */
-import https from 'node:https'
 import { once } from 'node:events'
-import type { IncomingMessage } from 'node:http'
 import t, { type Test } from 'tap'
 import { Client, H2CClient, type Dispatcher } from 'undici'
 import { WebSocket } from 'ws'
-import { FRONT_MODES, TLS, type FrontMode } from './helpers/h2.js'
+import { FRONT_MODES, httpsRequest, TLS, type FrontMode } from './helpers/h2.js'
 import { checkBooks, h2Fixture, type H2Fixture } from './helpers/h2-fixture.js'
 import { pattern, sha256 } from './helpers/upstreams.js'
 
@@ -65,37 +63,23 @@ for (const mode of FRONT_MODES) {
   t.test(`undici as an h2 client, front ${mode}`, t => undiciCases(t, mode))
 }
 
-/** A node:https request trusting the test CA (HTTP/1.1: node:https has no h2). */
-function h1Request (url: string, opts: https.RequestOptions = {}, body?: Buffer): Promise<{ res: IncomingMessage, body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, { ca: TLS.cert, agent: false, ...opts }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ res, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
-
 t.test('HTTP/1.1 clients on the TLS server that allows them: requests, the sticky cookie, a WebSocket', async t => {
   const fx = await h2Fixture(t, 'tls+http1', 'h1')
-  const first = await h1Request(`${fx.front.base}/echo`, { headers: { 'x-a': 'b' } })
+  const first = await httpsRequest(`${fx.front.base}/echo`, { headers: { 'x-a': 'b' } })
   const seen = JSON.parse(first.body.toString())
   t.equal(first.res.httpVersion, '1.1', 'served over HTTP/1.1')
   t.equal(seen.headers['x-forwarded-proto'], 'https')
   t.equal(seen.headers['x-forwarded-host'], new URL(fx.front.url).host)
   const token = (first.res.headers['set-cookie'] as string[])[0]!.split(';')[0]!
   const body = pattern(0, 100_000)
-  const post = await h1Request(`${fx.front.base}/echo`, { method: 'POST', headers: { cookie: token, 'content-length': body.length } }, body)
+  const post = await httpsRequest(`${fx.front.base}/echo`, { method: 'POST', headers: { cookie: token, 'content-length': body.length } }, body)
   t.match(JSON.parse(post.body.toString()), { name: seen.name, bytes: body.length, sha256: sha256(body) }, 'a POST, on the same upstream')
 
   // The h2 session and an h1 user share the balancer: the h1 user stays pinned.
   const h2 = fx.session.request({ ':path': '/api/echo' })
   h2.resume()
   await once(h2, 'end')
-  const again = await h1Request(`${fx.front.base}/echo`, { headers: { cookie: token } })
+  const again = await httpsRequest(`${fx.front.base}/echo`, { headers: { cookie: token } })
   t.equal(JSON.parse(again.body.toString()).name, seen.name, 'still on its upstream')
 
   const ws = new WebSocket(`${fx.front.base.replace('https', 'wss')}/ws`, { ca: TLS.cert, headers: { cookie: token } })

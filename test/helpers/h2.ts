@@ -1,6 +1,8 @@
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
+import type { IncomingMessage } from 'node:http'
 import http2 from 'node:http2'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Test } from 'tap'
@@ -93,5 +95,19 @@ export function h2Request (session: http2.ClientHttp2Session, headers: http2.Out
     })
     if (body instanceof Readable) body.pipe(stream)
     else if (body !== undefined) stream.end(body)
+  })
+}
+
+/** A node:https request trusting the test CA (HTTP/1.1: node:https has no h2). */
+export function httpsRequest (url: string, opts: https.RequestOptions = {}, body?: Buffer): Promise<{ res: IncomingMessage, body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { ca: TLS.cert, agent: false, ...opts }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ res, body: Buffer.concat(chunks) }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
   })
 }

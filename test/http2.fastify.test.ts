@@ -10,6 +10,7 @@ import { once } from 'node:events'
 import http2 from 'node:http2'
 import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
+import type { BalancerOptions } from '@affinity/core'
 import { FRONT_MODES, h2Request } from './helpers/h2.js'
 import { checkBooks, h2Fixture, nextOutcome, onAny, type H2Fixture, type UpstreamKind } from './helpers/h2-fixture.js'
 import { pattern, patternSha } from './helpers/upstreams.js'
@@ -124,6 +125,24 @@ const cases: Record<string, Case> = {
     t.not(other.json().name, pinned, 'a new user is placed on the other upstream')
   },
 
+  async 'an SSE stream silent past idleTimeoutMs is reset for the h2 client, never ended cleanly; not charged' (t, fx) {
+    const outcome = nextOutcome(fx.balancer)
+    const sse = onAny(fx.ups, 'sse')
+    const stream = fx.session.request({ ':path': '/api/sse' })
+    let ended = false
+    stream.on('end', () => { ended = true })
+    stream.on('error', () => {})
+    stream.resume() // read as a client does
+    const [, { args: [res] }] = await Promise.all([once(stream, 'response'), sse])
+    res.write('data: one\n\n')
+    // The idle timer (idleTimeoutMs: 300 for this case) is the feature under test.
+    // Not events.once: the reset's 'error' event would reject it.
+    const [o] = await Promise.all([outcome, new Promise(resolve => stream.once('close', resolve))])
+    t.equal(o.kind, 'idle_timeout', 'outcome: idle_timeout')
+    t.equal(stream.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, 'the stream is reset with INTERNAL_ERROR')
+    t.notOk(ended, 'the client never sees a clean end')
+  },
+
   async 'a client that resets its stream mid-response: the upstream request is aborted, not charged' (t, fx) {
     const outcome = nextOutcome(fx.balancer)
     const held = onAny(fx.ups, 'hold')
@@ -175,12 +194,17 @@ const cases: Record<string, Case> = {
   },
 }
 
+/** Balancer options a case needs (the default: none). */
+const caseOptions: Record<string, Partial<BalancerOptions>> = {
+  'an SSE stream silent past idleTimeoutMs is reset for the h2 client, never ended cleanly; not charged': { idleTimeoutMs: 300 },
+}
+
 for (const mode of FRONT_MODES) {
   for (const kind of ['h1', 'h2'] as UpstreamKind[]) {
     t.test(`front ${mode}, ${kind === 'h1' ? 'HTTP/1.1 upstreams' : 'HTTP/2 upstreams (pool.allowH2)'}`, async t => {
       for (const [name, run] of Object.entries(cases)) {
         await t.test(name, { timeout: 20_000 }, async t => {
-          const fx = await h2Fixture(t, mode, kind)
+          const fx = await h2Fixture(t, mode, kind, caseOptions[name])
           await run(t, fx)
           checkBooks(t, fx.balancer, name)
         })

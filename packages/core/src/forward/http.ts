@@ -6,7 +6,7 @@ import { isPromise, type Choice } from '../strategies/strategy.js'
 import type { Upstream } from '../upstream.js'
 import { BodyRelay } from './body-relay.js'
 import { blame, ClientGoneError, IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
-import { isClosed, sendError, type ClientResponse } from './error-response.js'
+import { cutResponse, isClosed, sendError, type ClientResponse } from './error-response.js'
 import { appendSetCookie, mergeHeaders, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { requestTarget } from './target.js'
 
@@ -141,7 +141,7 @@ class Exchange {
     if (this.res.headersSent) {
       // Cut mid-body (an idle timeout, a reset): the client must see an incomplete
       // response, never a clean end.
-      this.res.destroy()
+      cutResponse(this.res)
       return
     }
     const replayable = !attempt.reached || (IDEMPOTENT.has(this.method) && this.relay?.started !== true)

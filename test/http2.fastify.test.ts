@@ -212,3 +212,18 @@ for (const mode of FRONT_MODES) {
     })
   }
 }
+
+t.test('an upstream that dies mid-body: the h2 client sees its stream reset, never a clean end', async t => {
+  const fx = await h2Fixture(t, 'h2c', 'h1')
+  const outcome = nextOutcome(fx.balancer)
+  const stream = fx.session.request({ ':path': '/api/die-mid-body' })
+  let bytes = 0
+  let ended = false
+  stream.on('data', (c: Buffer) => { bytes += c.length })
+  stream.on('end', () => { ended = true })
+  stream.on('error', () => {})
+  const [o] = await Promise.all([outcome, new Promise(resolve => stream.once('close', resolve))])
+  t.equal(o.kind, 'reset', "outcome: reset (the upstream's doing, so charged)")
+  t.equal(stream.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, 'the stream is reset with INTERNAL_ERROR')
+  t.notOk(ended, `no clean end after ${bytes} of 1000000 bytes`)
+})

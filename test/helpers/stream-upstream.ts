@@ -29,6 +29,7 @@ export interface Seen {
  * - /trailers — a chunked body with trailer fields (Trailer announces them);
  * - /sse — a text/event-stream head at once, then `emit('sse', res)`: the test writes the events;
  * - /hold — a head and a first chunk, then `emit('hold', req, res)`;
+ * - /die-mid-body — (HTTP/1.1) a 1 MB head, 100 kB of body, then the connection is destroyed;
  * - /upload-hold — reads the request body, emits 'upload' on its first chunk and
  *   'upload-end' if it ends (complete, as far as the upstream can tell), answering nothing.
  * Every request whose exchange ends before its response is complete emits
@@ -95,6 +96,12 @@ function handler (up: StreamUpstream): Handler {
       res.writeHead(200, { 'content-type': 'application/octet-stream' })
       res.write(pattern(0, 1000))
       up.events.emit('hold', req, res)
+      return
+    }
+    if (path === '/die-mid-body') {
+      // HTTP/1.1 only: the connection drops a tenth into a 1 MB body.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 1_000_000 })
+      res.write(pattern(0, 100_000), () => req.socket.destroy())
       return
     }
     if (path === '/upload-hold') {

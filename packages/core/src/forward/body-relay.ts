@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream'
 import { ClientGoneError } from './context.js'
 
+function ignore (): void {}
+
 /**
  * Hands a client's request body to undici without handing over the client stream.
  * undici destroys its body stream when a request fails; if that were the client's
@@ -16,6 +18,11 @@ export class BodyRelay extends Readable {
   constructor (source: Readable) {
     super()
     this.#source = source
+    // undici hears the relay's errors while it sends the body. One raised after it
+    // gave up on the request — undici's first read, before it writes a byte, finds
+    // the client already gone, then learns the attempt is aborted — reaches no one,
+    // and an 'error' nobody listens to is an uncaught exception: the process would die.
+    this.on('error', ignore)
   }
 
   get started (): boolean {

@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream'
 import { ClientGoneError } from './context.js'
 
+function ignore (): void {}
+
 /**
  * Hands a client's request body to undici without handing over the client stream.
  * undici destroys its body stream when a request fails; if that were the client's
@@ -16,9 +18,11 @@ export class BodyRelay extends Readable {
   constructor (source: Readable) {
     super()
     this.#source = source
-    // undici listens for the relay's errors only once it writes the body; one that
-    // comes earlier (the client gone) must not be an uncaught exception.
-    this.on('error', noop)
+    // undici hears the relay's errors while it sends the body. One raised after it
+    // gave up on the request — undici's first read, before it writes a byte, finds
+    // the client already gone, then learns the attempt is aborted — reaches no one,
+    // and an 'error' nobody listens to is an uncaught exception: the process would die.
+    this.on('error', ignore)
   }
 
   get started (): boolean {
@@ -77,5 +81,3 @@ export class BodyRelay extends Readable {
     src.off('aborted', this.#onAborted)
   }
 }
-
-function noop (): void {}

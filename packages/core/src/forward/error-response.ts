@@ -33,9 +33,7 @@ export function errorBody (answer: ErrorAnswer): string {
 
 export function sendError (res: ClientResponse, answer: ErrorAnswer, retryAfter?: number, extra?: Record<string, string | string[] | number | undefined>): void {
   if (res.headersSent) {
-    // Part of an upstream response went out: cut the connection so the client sees
-    // an incomplete message, never a truncated body passed off as complete.
-    res.destroy()
+    cutResponse(res)
     return
   }
   if (isClosed(res)) return
@@ -50,6 +48,21 @@ export function sendError (res: ClientResponse, answer: ErrorAnswer, retryAfter?
   if (retryAfter !== undefined) headers['retry-after'] = retryAfter
   res.writeHead(ANSWERS[answer][0], headers)
   res.end(body)
+}
+
+/** Only its presence matters: an h2 stream destroyed with an error is reset with INTERNAL_ERROR. */
+const CUT = new Error('the upstream response was cut short')
+
+/**
+ * Ends a response part of which went out so that the client sees it incomplete,
+ * never a truncated body passed off as complete: an HTTP/1.x connection is closed
+ * mid-message; an HTTP/2 stream is reset with INTERNAL_ERROR. (Destroyed without an
+ * error, node:http2 resets it with NO_ERROR, the code of a complete response (RFC
+ * 9113 §8.1), and node:http2's own client reads that as a clean end.)
+ */
+export function cutResponse (res: ClientResponse): void {
+  if ('stream' in res) res.destroy(CUT)
+  else res.destroy()
 }
 
 /** Whether nothing more can be written: the client left or the answer was ended. */

@@ -6,7 +6,7 @@ import type { Choice } from '../model/choice.js'
 import type { Upstream } from '../model/upstream.js'
 import { BodyRelay } from './body-relay.js'
 import { IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
-import { isClosed, sendError, type ClientResponse, type ErrorAnswer } from './error-response.js'
+import { cutResponse, isClosed, sendError, type ClientResponse, type ErrorAnswer } from './error-response.js'
 import { Attempt, Exchange } from './exchange.js'
 import { responseHeaderList, upstreamRequestHeaders } from './headers.js'
 import { requestTarget } from './target.js'
@@ -96,6 +96,11 @@ class HttpExchange extends Exchange {
     else this.source = opts.body
     if (typeof this.source === 'string' || Buffer.isBuffer(this.source)) fixLength(this.headers, Buffer.byteLength(this.source))
     res.once('close', this.onClose)
+    // An h2 client's RST_STREAM(NO_ERROR) while the response is being written ends
+    // node:http2's stream half-way: no 'close' follows while writes are queued that can
+    // never drain (lib/internal/http2/core.js, onStreamClose). 'aborted' is all that
+    // tells; destroying the response then closes it, as Node does for other codes.
+    if ((req as Partial<Http2ServerRequest>).stream !== undefined) req.once('aborted', () => { res.destroy() })
   }
 
   protected dispatch (u: Upstream): Attempt {
@@ -121,7 +126,7 @@ class HttpExchange extends Exchange {
   }
 
   protected cut (): void {
-    this.res.destroy()
+    cutResponse(this.res)
   }
 
   protected answer (answer: ErrorAnswer): void {
@@ -138,7 +143,11 @@ class HttpExchange extends Exchange {
   }
 
   onClose = (): void => {
-    if (!this.res.writableFinished) this.clientLeft()
+    // Ended by us (the whole answer relayed, or our own error): nothing to abort. Not
+    // `writableFinished`: node:http2 marks a stream the client reset (RST_STREAM) as
+    // finished, and its compatibility response reads that, so a reset mid-body would
+    // leave the upstream request running and counted in flight.
+    if (!this.res.writableEnded) this.clientLeft()
   }
 }
 
@@ -176,10 +185,11 @@ class HttpAttempt extends Attempt implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd (_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+  onResponseEnd (controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     const res = this.ex.res
     this.wrote = true
     if (trailers !== undefined && hasAny(trailers)) addTrailers(res, trailers)
+    else if (isFieldObject(controller.rawTrailers)) addTrailers(res, controller.rawTrailers)
     res.end()
     this.settle(this.outcome, statusKind(this.statusCode))
   }
@@ -210,6 +220,16 @@ function addTrailers (res: ServerResponse, trailers: IncomingHttpHeaders): void 
   try {
     res.addTrailers(trailers as Record<string, string>)
   } catch {}
+}
+
+/**
+ * An HTTP/2 upstream's trailers (pool.allowH2). undici's h2 client hands them on as
+ * an object (client-h2.js, 'trailers'), which its handler adapter parses as a
+ * [name, value, …] list (unwrap-handler.js, parseHeaders), so onResponseEnd gets {}
+ * (undici 7.30.2); the object itself stays on the controller's rawTrailers.
+ */
+function isFieldObject (raw: Dispatcher.DispatchController['rawTrailers']): raw is IncomingHttpHeaders {
+  return raw != null && !Array.isArray(raw) && hasAny(raw)
 }
 
 function hasAny (o: object): boolean {

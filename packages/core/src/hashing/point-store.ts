@@ -1,0 +1,406 @@
+/**
+ * The ring's points, sorted, in a layout where one point goes in or out in time
+ * proportional to its bucket (≈ 46 points at 1,000 upstreams × 3,000 vnodes), not
+ * to the ring (3 M points): a 1,000-upstream ring used to be re-sorted whole on
+ * every add or remove (≈ 0.8 s of blocked event loop; `npm run bench:membership`).
+ *
+ * Layout. The 32-bit hash space is cut into 2^bits buckets by the top bits of a
+ * point, as the former flat ring's prefix index did (bits = ⌊log2 size⌋, 1 to 16,
+ * so a bucket holds one to a few dozen points). Each bucket keeps its points sorted
+ * in a region of its own with some room to grow; a region that fills up moves to a
+ * larger one (regions come from free lists per capacity, or from the end of the
+ * pool). The pool is a list of chunks of CHUNK entries and a region never spans two
+ * chunks, so the pool grows by adding a chunk, never by copying what it holds.
+ *
+ * An entry is a point (a key hash), an owner code (the caller's small integer for
+ * an upstream) and a resolved code (the caller's payload, see successors.ts),
+ * in three parallel typed arrays per chunk: 12 bytes an entry, as before.
+ * A position is chunk × CHUNK + index within the chunk.
+ *
+ * Order: by point, then by owner as `ownerBefore` says (the ring orders equal
+ * points by upstream id, so every instance builds the same ring).
+ */
+const CHUNK_BITS = 16
+const CHUNK = 1 << CHUNK_BITS
+const IN_CHUNK = CHUNK - 1
+/** Directory fields per bucket: region start, end (exclusive), next bucket's first position, capacity. */
+const START = 0
+const END = 1
+const AFTER = 2
+const CAP = 3
+
+/** Buckets for `size` points: ⌊log2 size⌋ bits, 1 to 16 (one to two points a bucket, at most ≈ 64 at 2^22 points). */
+export function bitsFor (size: number): number {
+  return Math.min(16, Math.max(1, Math.floor(Math.log2(Math.max(1, size)))))
+}
+
+/**
+ * Room for `n` entries and then some: n + 2 + n/8, rounded up to a multiple of 4.
+ * E.g. 46 → 56 (10 spare), 4 → 8, 0 → 4. Capacities are multiples of 4 so freed
+ * regions are reused by buckets of a similar size (free list per capacity / 4).
+ */
+export function capacityFor (n: number): number {
+  return (n + 2 + (n >> 3) + 3) & ~3
+}
+
+export class PointStore {
+  #bits = 1
+  #shift = 31
+  /** Per bucket, four Int32 fields (START, END, AFTER, CAP): 16 bytes, four buckets a cache line. */
+  #dir = new Int32Array(8)
+  #points: Uint32Array[] = []
+  #owners: Int32Array[] = []
+  #resolved: Int32Array[] = []
+  /** Where the next fresh region starts (a position), and free regions by capacity / 4. */
+  #tail = 0
+  #free: number[][] = []
+  #size = 0
+  readonly #ownerBefore: (a: number, b: number) => boolean
+
+  /** `ownerBefore(a, b)`: whether owner a comes first among entries with equal points. */
+  constructor (ownerBefore: (a: number, b: number) => boolean) {
+    this.#ownerBefore = ownerBefore
+    this.#reset(1)
+  }
+
+  get size (): number {
+    return this.#size
+  }
+
+  get bits (): number {
+    return this.#bits
+  }
+
+  /** Entries the chunks can hold: what compaction (Ring.sync) compares `size` with. */
+  get capacity (): number {
+    return this.#points.length * CHUNK
+  }
+
+  /**
+   * The first entry at or after `hash`, wrapping past the top to the first entry:
+   * a lower-bound binary search within the hash's bucket, else the next non-empty
+   * bucket's first entry (AFTER). Only when size > 0. The per-pick path.
+   */
+  slot (hash: number): number {
+    const d = this.#dir
+    const i = (hash >>> this.#shift) << 2
+    const start = d[i]!
+    const end = d[i + END]!
+    if (start === end) return d[i + AFTER]!
+    const points = this.#points[start >>> CHUNK_BITS]!
+    const base = start - (start & IN_CHUNK)
+    let lo = start & IN_CHUNK
+    const stop = end - base
+    let hi = stop
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (points[mid]! < hash) lo = mid + 1
+      else hi = mid
+    }
+    return lo === stop ? d[i + AFTER]! : base + lo
+  }
+
+  point (pos: number): number {
+    return this.#points[pos >>> CHUNK_BITS]![pos & IN_CHUNK]!
+  }
+
+  owner (pos: number): number {
+    return this.#owners[pos >>> CHUNK_BITS]![pos & IN_CHUNK]!
+  }
+
+  resolved (pos: number): number {
+    return this.#resolved[pos >>> CHUNK_BITS]![pos & IN_CHUNK]!
+  }
+
+  setResolved (pos: number, code: number): void {
+    this.#resolved[pos >>> CHUNK_BITS]![pos & IN_CHUNK] = code
+  }
+
+  /** The entry after `pos` in ring order, wrapping (`pos` itself when it is the only one). */
+  next (pos: number): number {
+    const i = (this.point(pos) >>> this.#shift) << 2
+    return pos + 1 < this.#dir[i + END]! ? pos + 1 : this.#dir[i + AFTER]!
+  }
+
+  /** The entry before `pos` in ring order, wrapping: past empty buckets, at most one lap. */
+  prev (pos: number): number {
+    const d = this.#dir
+    const b = this.point(pos) >>> this.#shift
+    if (pos > d[b << 2]!) return pos - 1
+    const mask = (1 << this.#bits) - 1
+    for (let k = 1; k <= mask + 1; k++) {
+      const i = ((b - k) & mask) << 2
+      if (d[i]! !== d[i + END]!) return d[i + END]! - 1
+    }
+    return pos
+  }
+
+  /** The first entry in ring order (lowest point), or -1 when empty. */
+  first (): number {
+    if (this.#size === 0) return -1
+    const d = this.#dir
+    return d[START]! !== d[END]! ? d[START]! : d[AFTER]!
+  }
+
+  /** The position of an entry (point, owner), or -1. Equal entries are interchangeable: any one. */
+  find (point: number, owner: number): number {
+    const d = this.#dir
+    const i = (point >>> this.#shift) << 2
+    const end = d[i + END]!
+    for (let p = this.#lowerBound(d[i]!, end, point); p < end && this.point(p) === point; p++) {
+      if (this.owner(p) === owner) return p
+    }
+    return -1
+  }
+
+  /**
+   * Puts one entry in its place and returns its position. Moves at most its bucket's
+   * entries (within the region, or the whole bucket to a larger region); positions
+   * of other entries in the same bucket change, of all other entries not.
+   */
+  insert (point: number, owner: number, resolved: number): number {
+    const d = this.#dir
+    const b = point >>> this.#shift
+    const i = b << 2
+    let start = d[i]!
+    let end = d[i + END]!
+    const wasEmpty = start === end
+    let moved = false
+    if (end - start === d[i + CAP]!) {
+      this.#relocate(b, capacityFor(end - start + 1))
+      start = d[i]!
+      end = d[i + END]!
+      moved = true
+    }
+    // After the entries with a smaller point, and equal points whose owner comes first.
+    let at = this.#lowerBound(start, end, point)
+    while (at < end && this.point(at) === point && this.#ownerBefore(this.owner(at), owner)) at++
+    const c = at >>> CHUNK_BITS
+    const from = at & IN_CHUNK
+    const to = (start & IN_CHUNK) + (end - start) // the region's end within its chunk (may be CHUNK)
+    this.#points[c]!.copyWithin(from + 1, from, to)
+    this.#owners[c]!.copyWithin(from + 1, from, to)
+    this.#resolved[c]!.copyWithin(from + 1, from, to)
+    this.#points[c]![from] = point
+    this.#owners[c]![from] = owner
+    this.#resolved[c]![from] = resolved
+    d[i + END] = end + 1
+    this.#size++
+    if (wasEmpty || moved) this.#linkBefore(b)
+    return at
+  }
+
+  /**
+   * Takes out the entry at `pos`; returns the position of the entry that followed
+   * it (after the shift), or -1 when none is left.
+   */
+  remove (pos: number): number {
+    const d = this.#dir
+    const b = this.point(pos) >>> this.#shift
+    const i = b << 2
+    const start = d[i]!
+    const end = d[i + END]!
+    const c = pos >>> CHUNK_BITS
+    const from = pos & IN_CHUNK
+    const to = (start & IN_CHUNK) + (end - start)
+    this.#points[c]!.copyWithin(from, from + 1, to)
+    this.#owners[c]!.copyWithin(from, from + 1, to)
+    this.#resolved[c]!.copyWithin(from, from + 1, to)
+    d[i + END] = end - 1
+    this.#size--
+    if (this.#size === 0) return -1
+    if (end - 1 === start) this.#linkBefore(b) // now empty: those pointing at it skip it
+    return pos < end - 1 ? pos : d[i + AFTER]!
+  }
+
+  /**
+   * Replaces everything with `n` entries given in any order (`resolved` may be
+   * absent: filled with -1), laid out for 2^bits buckets: a counting sort on the
+   * bucket, then an insertion sort within each bucket (a few dozen entries).
+   * O(n); what a full rebuild and a re-layout use.
+   */
+  load (points: Uint32Array, owners: Int32Array, resolved: Int32Array | undefined, n: number, bits: number): void {
+    this.#reset(bits)
+    const buckets = 1 << bits
+    const shift = this.#shift
+    const d = this.#dir
+    const fill = new Int32Array(buckets)
+    for (let k = 0; k < n; k++) fill[points[k]! >>> shift]!++
+    for (let b = 0; b < buckets; b++) {
+      const count = fill[b]!
+      const i = b << 2
+      if (count === 0) continue
+      const cap = capacityFor(count)
+      const start = this.#alloc(cap)
+      d[i] = start
+      d[i + END] = start + count
+      d[i + CAP] = cap
+      fill[b] = start
+    }
+    const chunkPoints = this.#points
+    const chunkOwners = this.#owners
+    const chunkResolved = this.#resolved
+    for (let k = 0; k < n; k++) {
+      const point = points[k]!
+      const b = point >>> shift
+      const pos = fill[b]!
+      fill[b] = pos + 1
+      const c = pos >>> CHUNK_BITS
+      const j = pos & IN_CHUNK
+      chunkPoints[c]![j] = point
+      chunkOwners[c]![j] = owners[k]!
+      chunkResolved[c]![j] = resolved === undefined ? -1 : resolved[k]!
+    }
+    for (let b = 0; b < buckets; b++) this.#sortBucket(b)
+    this.#size = n
+    // AFTER: one backward pass for the first non-empty bucket of each, a second for the wrap.
+    let next = -1
+    for (let pass = 0; pass < 2; pass++) {
+      for (let b = buckets - 1; b >= 0; b--) {
+        const i = b << 2
+        d[i + AFTER] = next
+        if (d[i]! !== d[i + END]!) next = d[i]!
+      }
+    }
+  }
+
+  /** Every entry in ring order into three new arrays (for a re-layout or a test's comparison). */
+  export (): { points: Uint32Array, owners: Int32Array, resolved: Int32Array } {
+    const n = this.#size
+    const points = new Uint32Array(n)
+    const owners = new Int32Array(n)
+    const resolved = new Int32Array(n)
+    const d = this.#dir
+    let k = 0
+    for (let b = 0; b < 1 << this.#bits; b++) {
+      const start = d[b << 2]!
+      const end = d[(b << 2) + END]!
+      if (start === end) continue
+      const c = start >>> CHUNK_BITS
+      const from = start & IN_CHUNK
+      const to = from + end - start
+      points.set(this.#points[c]!.subarray(from, to), k)
+      owners.set(this.#owners[c]!.subarray(from, to), k)
+      resolved.set(this.#resolved[c]!.subarray(from, to), k)
+      k += end - start
+    }
+    return { points, owners, resolved }
+  }
+
+  /** Sets every entry's resolved code (no upstream eligible: all -1). */
+  fillResolved (code: number): void {
+    for (const r of this.#resolved) r.fill(code)
+  }
+
+  /** Empty, with 2^bits empty buckets and no chunks. */
+  #reset (bits: number): void {
+    this.#bits = bits
+    this.#shift = 32 - bits
+    this.#dir = new Int32Array((1 << bits) << 2)
+    this.#points = []
+    this.#owners = []
+    this.#resolved = []
+    this.#tail = 0
+    this.#free = []
+    this.#size = 0
+  }
+
+  /** First position in [start, end) (one region, so one chunk) whose point is ≥ `point` (end if none). */
+  #lowerBound (start: number, end: number, point: number): number {
+    if (start === end) return end
+    const points = this.#points[start >>> CHUNK_BITS]!
+    const base = start - (start & IN_CHUNK)
+    let lo = start - base
+    let hi = end - base
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (points[mid]! < point) lo = mid + 1
+      else hi = mid
+    }
+    return base + lo
+  }
+
+  /** A free region of `cap` entries: a freed one of that size, else the pool's end (a new chunk when it does not fit). */
+  #alloc (cap: number): number {
+    if (cap > CHUNK) throw new Error(`ring bucket of ${cap} points: more than a chunk (${CHUNK}); murmur3 spreads points evenly, so this means a broken hash`)
+    const reuse = this.#free[cap >> 2]?.pop()
+    if (reuse !== undefined) return reuse
+    if ((this.#tail >>> CHUNK_BITS) >= this.#points.length || (this.#tail & IN_CHUNK) + cap > CHUNK) {
+      this.#tail = this.#points.length << CHUNK_BITS
+      this.#points.push(new Uint32Array(CHUNK))
+      this.#owners.push(new Int32Array(CHUNK))
+      this.#resolved.push(new Int32Array(CHUNK))
+    }
+    const start = this.#tail
+    this.#tail += cap
+    return start
+  }
+
+  /** Moves bucket b's entries to a new region of `cap` and frees the old one. */
+  #relocate (b: number, cap: number): void {
+    const d = this.#dir
+    const i = b << 2
+    const start = d[i]!
+    const count = d[i + END]! - start
+    const oldCap = d[i + CAP]!
+    const to = this.#alloc(cap)
+    if (count > 0) {
+      const c = start >>> CHUNK_BITS
+      const from = start & IN_CHUNK
+      const tc = to >>> CHUNK_BITS
+      const tj = to & IN_CHUNK
+      this.#points[tc]!.set(this.#points[c]!.subarray(from, from + count), tj)
+      this.#owners[tc]!.set(this.#owners[c]!.subarray(from, from + count), tj)
+      this.#resolved[tc]!.set(this.#resolved[c]!.subarray(from, from + count), tj)
+    }
+    if (oldCap > 0) (this.#free[oldCap >> 2] ??= []).push(start)
+    d[i] = to
+    d[i + END] = to + count
+    d[i + CAP] = cap
+  }
+
+  /**
+   * After bucket b's first entry moved, appeared or went away: the buckets before it
+   * that are empty, and the first non-empty one before them, now continue at b's
+   * first entry (or, b being empty, wherever b continued).
+   */
+  #linkBefore (b: number): void {
+    const d = this.#dir
+    const i = b << 2
+    const target = d[i]! !== d[i + END]! ? d[i]! : d[i + AFTER]!
+    const mask = (1 << this.#bits) - 1
+    for (let k = 1; k <= mask + 1; k++) {
+      const j = ((b - k) & mask) << 2
+      d[j + AFTER] = target
+      if (d[j]! !== d[j + END]!) return
+    }
+  }
+
+  /** Insertion sort of bucket b's region by (point, owner order): a few dozen entries. */
+  #sortBucket (b: number): void {
+    const d = this.#dir
+    const start = d[b << 2]!
+    const n = d[(b << 2) + END]! - start
+    if (n < 2) return
+    const c = start >>> CHUNK_BITS
+    const points = this.#points[c]!
+    const owners = this.#owners[c]!
+    const resolved = this.#resolved[c]!
+    const from = start & IN_CHUNK
+    for (let k = from + 1; k < from + n; k++) {
+      const p = points[k]!
+      const o = owners[k]!
+      const r = resolved[k]!
+      let j = k - 1
+      while (j >= from && (points[j]! > p || (points[j] === p && this.#ownerBefore(o, owners[j]!)))) {
+        points[j + 1] = points[j]!
+        owners[j + 1] = owners[j]!
+        resolved[j + 1] = resolved[j]!
+        j--
+      }
+      points[j + 1] = p
+      owners[j + 1] = o
+      resolved[j + 1] = r
+    }
+  }
+}

@@ -20,7 +20,9 @@
 //           snapshot, the remap preview, strategy.update with one upstream's eligibility
 //           flipped)                                    → request p99, event-loop delay
 // Blocking per change is the change call timed directly (performance.now() around
-// balancer.add / drain / undrain / remove, listeners included): max and p99 per kind.
+// balancer.add / drain / undrain / remove, listeners included): max and p99 per kind,
+// and the process CPU time it took (process.cpuUsage: on a busy machine the wall time
+// also counts time the process waited for a core; on a quiet one the two agree).
 // The event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms timer) is reported for
 // steady state and for the roll: its max is the longest the loop was blocked by anything. CPU per request is this process's CPU time
 // (process.cpuUsage) over the responses in the phase.
@@ -166,7 +168,15 @@ async function runCase ({ core, label }, name, n, opts, ctx) {
     const fresh = generation(origins, 1, n)
     const k = Math.min(n, opts.changes ?? n)
     const times = { add: [], drain: [], undrain: [], remove: [] }
-    const timed = (kind, fn) => { const t0 = performance.now(); fn(); times[kind].push(ms(t0)) }
+    const cpu = { add: [], drain: [], undrain: [], remove: [] }
+    const timed = (kind, fn) => {
+      const c0 = process.cpuUsage()
+      const t0 = performance.now()
+      fn()
+      times[kind].push(ms(t0))
+      const c = process.cpuUsage(c0)
+      cpu[kind].push((c.user + c.system) / 1000)
+    }
     const pause = () => (opts.intervalMs > 0 ? sleep(opts.intervalMs) : new Promise(resolve => setImmediate(resolve)))
     await load.ask({ type: 'start', port, connections: opts.connections }, 'started')
     await sleep(200) // connections open and traffic flowing before the first change
@@ -192,6 +202,8 @@ async function runCase ({ core, label }, name, n, opts, ctx) {
     row.roll = { ...summarize(roll), loop: loopFigures(histogram), cpuUsPerReq: round((cpuSeconds() - cpu0) / roll.responses * 1e6, 1) }
     row.changes = Object.fromEntries(Object.entries(times).map(([kind, xs]) => [kind, stats(xs)]))
     row.changes.all = stats(Object.values(times).flat())
+    row.cpu = Object.fromEntries(Object.entries(cpu).map(([kind, xs]) => [kind, stats(xs)]))
+    row.cpu.all = stats(Object.values(cpu).flat())
     row.remapMoved = moved
   } finally {
     stopLogging()
@@ -254,7 +266,7 @@ async function main (opts) {
           process.stderr.write(`  … N=${n} ${name}${cores.length > 1 ? ` [${c.label}]` : ''}\n`)
           const row = await runCase(c, name, n, opts, { load, origins, histogram })
           rows.push(row)
-          process.stderr.write(`    all changes: max ${row.changes.all.max} ms, p99 ${row.changes.all.p99} ms; request p99 ${row.steady.p99} → ${row.roll.p99} ms\n`)
+          process.stderr.write(`    all changes: max ${row.changes.all.max} ms, p99 ${row.changes.all.p99} ms (CPU max ${row.cpu.all.max}, p99 ${row.cpu.all.p99}); request p99 ${row.steady.p99} → ${row.roll.p99} ms\n`)
         }
       }
     }

@@ -26,9 +26,15 @@ export function report (rows, withCore) {
       { label: 'remove', get: r => pair(r.changes.remove) },
       { label: 'all', get: r => pair(r.changes.all) },
       { label: '≤ 10 ms', get: r => (r.changes.all.max <= 10 ? 'yes' : 'NO') },
+      { label: 'CPU ms, all', get: r => pair(r.cpu.all) },
+      { label: 'CPU median', get: r => r.cpu.all.median },
     ],
     rows,
-    ['', 'drain/undrain take the path a health change (down/up) takes: new Members, remap preview, strategy.update.'],
+    [
+      '',
+      'drain/undrain take the path a health change (down/up) takes: new Members, remap preview, strategy.update.',
+      'CPU = process CPU time during the call (process.cpuUsage, 1 µs): what the change costs; wall time ≥ CPU on a busy machine.',
+    ],
   )
   const traffic = table(
     'Traffic: steady state → during the roll',

@@ -12,12 +12,13 @@ const PACK = 1048576
  * few for one change: the lookup walks both in ring order from the key's hash to
  * the first point of an eligible target member.
  *
- * Returns a function from a key hash to an index into `target`, or -1 when no
- * target member is eligible. Costs O(points that differ) to set up, and per
- * lookup the number of points walked past (1 when the key's point is unchanged
- * and eligible). Upstreams are capped at 2^20 (the packing above).
+ * Returns a function from a key hash, and the live ring's `slot(hash)` (-1 when the
+ * ring is empty: the caller often has it already), to an index into `target`, or -1
+ * when no target member is eligible. Costs O(points that differ) to set up, and
+ * per lookup the number of points walked past (1 when the key's point is
+ * unchanged and eligible). Upstreams are capped at 2^20 (the packing above).
  */
-export function lookupIf<T extends RingMember> (ring: Ring<T>, target: readonly T[], eligible: Uint8Array, vnodes: number): (hash: number) => number {
+export function lookupIf<T extends RingMember> (ring: Ring<T>, target: readonly T[], eligible: Uint8Array, vnodes: number): (hash: number, slot: number) => number {
   const counts = pointCounts(target, vnodes)
   /** Per owner code: its index in `target`, -1 when it leaves. */
   const indexOf = new Int32Array(ring.codeLimit).fill(-1)
@@ -47,8 +48,8 @@ export function lookupIf<T extends RingMember> (ring: Ring<T>, target: readonly 
   const n = ring.size
   const m = extra.length
 
-  return (hash) => {
-    let pos = n > 0 ? ring.slot(hash) : -1
+  return (hash, slot) => {
+    let pos = slot
     let e = lowerBound(extraPoints, hash)
     if (e === m) e = 0
     // Both sequences run clockwise from `hash`: the nearer point (distance mod 2^32)

@@ -20,6 +20,16 @@ export function idBytes (id: string): Uint8Array {
   return utf8.encode(id)
 }
 
+/**
+ * Whether 2^bits buckets no longer suit `size` points: outside 0.5 to 4 points a
+ * bucket (bitsFor aims at 1 to 2; 16 bits stay at any size above). E.g. 16,384
+ * buckets suit 8,192 to 65,535 points; 30,000 + 3,000 stays, 70,000 moves to 2^16.
+ */
+function relayout (bits: number, size: number): boolean {
+  const want = bitsFor(size)
+  return want < bits - 1 || (want > bits + 1 && bits < 16)
+}
+
 /** What the ring needs of an upstream. */
 export interface RingMember {
   readonly id: string
@@ -36,7 +46,9 @@ export function pointCounts (all: readonly RingMember[], vnodes: number): Int32A
   let wanted = 0
   for (const u of all) wanted += vnodes * u.weight
   const scale = wanted > MAX_POINTS ? MAX_POINTS / wanted : 1
-  return Int32Array.from(all, u => Math.max(1, Math.round(vnodes * u.weight * scale)))
+  const counts = new Int32Array(all.length)
+  for (let i = 0; i < all.length; i++) counts[i] = Math.max(1, Math.round(vnodes * all[i]!.weight * scale))
+  return counts
 }
 
 /**
@@ -83,6 +95,11 @@ export class Ring<T extends RingMember> {
   /** The member of each owner code (`resolved(pos) >> 1`); holes where a code is free. */
   get owners (): ReadonlyArray<T | undefined> {
     return this.#owners
+  }
+
+  /** Memory held by the points (point-store.ts: slack per bucket included). */
+  get bytes (): number {
+    return this.#store.bytes
   }
 
   /** One past the highest owner code in use (sizes a per-code array). */
@@ -171,10 +188,12 @@ export class Ring<T extends RingMember> {
           this.#resize(code, counts[i]!)
         }
       })
-      // Fewer than 2^16 points: the bucket count follows the size. A pool four times
-      // what it holds (the fleet shrank) is compacted. Both are O(size) copies, no sort.
+      // The bucket count follows the size (below 2^16 buckets), within a band so that
+      // an upstream coming and going at a boundary does not lay the ring out each time;
+      // a pool four times what it holds (the fleet shrank) is compacted. Both are O(size)
+      // copies, no sort, and rare.
       const size = this.#store.size
-      if (bitsFor(size) !== this.#store.bits || (this.#store.capacity > 4 * size && this.#store.capacity > 1 << 19)) {
+      if (relayout(this.#store.bits, size) || (this.#store.capacity > 4 * size && this.#store.capacity > 1 << 19)) {
         const e = this.#store.export()
         this.#store.load(e.points, e.owners, e.resolved, size, bitsFor(size))
       }

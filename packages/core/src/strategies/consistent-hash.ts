@@ -153,37 +153,49 @@ export class ConsistentHash implements Strategy {
    * update() that follows.
    */
   preview (from: Members, to: Members): Remap {
-    const before = this.#lookupFor(from)
-    const after = this.#lookupFor(to)
-    const seen = new Set<number>()
     const tally = new FlowTally()
-    const sampled = this.#sampleFull ? KEY_SAMPLE : this.#sampleAt
-    for (let i = 0; i < sampled; i++) {
-      const hash = this.#sample[i]!
-      if (seen.has(hash)) continue
-      seen.add(hash)
-      const a = before(hash)
-      if (a === undefined) continue
-      const b = after(hash)
-      if (b?.id !== a.id) tally.add(a.id, b?.id ?? null)
+    // In ascending order, each distinct key once: duplicates sit side by side.
+    const keys = this.#sample.slice(0, this.#sampleFull ? KEY_SAMPLE : this.#sampleAt).sort()
+    let distinct = 0
+    const moves = (before: Upstream | undefined, after: Upstream | undefined): void => {
+      if (before !== undefined && after?.id !== before.id) tally.add(before.id, after?.id ?? null)
     }
-    return tally.result('sampled', seen.size)
+    const ring = this.#ring
+    if (ring !== undefined) {
+      // One ring lookup per key serves both sides: the live answer, or a walk from there.
+      const before = from === this.#members ? undefined : lookupIf(ring, from.all, from.eligibleMask, this.#vnodes)
+      const after = to === this.#members ? undefined : lookupIf(ring, to.all, to.eligibleMask, this.#vnodes)
+      const owners = ring.owners
+      const live = (pos: number): Upstream | undefined => {
+        const r = pos === -1 ? -1 : ring.resolved(pos)
+        return r === -1 ? undefined : owners[r >> 1]
+      }
+      for (let i = 0; i < keys.length; i++) {
+        const hash = keys[i]!
+        if (i > 0 && hash === keys[i - 1]) continue
+        distinct++
+        const pos = ring.size > 0 ? ring.slot(hash) : -1
+        moves(before === undefined ? live(pos) : from.all[before(hash, pos)], after === undefined ? live(pos) : to.all[after(hash, pos)])
+      }
+    } else {
+      const before = this.#maglevPlacement(from)
+      const after = this.#maglevPlacement(to)
+      for (let i = 0; i < keys.length; i++) {
+        const hash = keys[i]!
+        if (i > 0 && hash === keys[i - 1]) continue
+        distinct++
+        moves(ownerOf(before, hash), ownerOf(after, hash))
+      }
+    }
+    return tally.result('sampled', distinct)
   }
 
-  /** A key hash's first eligible owner under `members` (bounded loads aside). */
-  #lookupFor (members: Members): (hash: number) => Upstream | undefined {
-    if (members === this.#members && this.#placement !== undefined) {
-      const live = this.#placement
-      return hash => ownerOf(live, hash)
-    }
-    if (this.#ring !== undefined) {
-      const lookup = lookupIf(this.#ring, members.all, members.eligibleMask, this.#vnodes)
-      return hash => members.all[lookup(hash)]
-    }
+  /** The Maglev table for `members`, resolved: the live one, or one built (and kept for update()). */
+  #maglevPlacement (members: Members): Placement<Upstream> {
+    if (members === this.#members && this.#placement !== undefined) return this.#placement
     const signature = signatureOf(members)
     const table = signature === this.#signature && this.#maglev !== undefined ? this.#maglev : this.#maglevFor(signature, members)
-    const placement = new ResolvedTable(table, members.eligibleMask, members.all)
-    return hash => ownerOf(placement, hash)
+    return new ResolvedTable(table, members.eligibleMask, members.all)
   }
 
   #maglevFor (signature: string, members: Members): Maglev {

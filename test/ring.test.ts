@@ -226,7 +226,11 @@ t.test('the what-if lookup (remap previews) equals a ring built for the target m
 })
 
 t.test('two consistentHash instances agree whatever path led to the same membership', async t => {
-  const upstream = (id: string, weight = 1, healthy = true): Upstream => ({ id, weight, healthy, ejected: false, draining: false, get state () { return this.healthy ? 'up' : 'down' } }) as unknown as Upstream
+  // What Members and the strategy read of an upstream: id, weight, health (no pool: never forwarded to).
+  const upstream = (id: string, weight = 1): Upstream => {
+    const u = { id, weight, healthy: true, ejected: false, draining: false, load: 0, get state () { return u.healthy ? 'up' : 'down' } }
+    return u as unknown as Upstream
+  }
   const fleet = Array.from({ length: 12 }, (_, i) => upstream(`10.0.0.${i}:8080`))
   const a = consistentHash({ key: { header: 'x-user' } })
   const b = consistentHash({ key: { header: 'x-user' } })

@@ -19,6 +19,7 @@
 //           (drain and undrain take the same path as down and up: a new Members
 //           snapshot, the remap preview, strategy.update with one upstream's eligibility
 //           flipped)                                    → request p99, event-loop delay
+//   preview after the roll, five pairs of Balancer.preview() calls (one add, one remove)
 // Blocking per change is the change call timed directly (performance.now() around
 // balancer.add / drain / undrain / remove, listeners included): max and p99 per kind,
 // and the process CPU time it took (process.cpuUsage: on a busy machine the wall time
@@ -205,6 +206,15 @@ async function runCase ({ core, label }, name, n, opts, ctx) {
     row.cpu = Object.fromEntries(Object.entries(cpu).map(([kind, xs]) => [kind, stats(xs)]))
     row.cpu.all = stats(Object.values(cpu).flat())
     row.remapMoved = moved
+    // Balancer.preview(): an explicit what-if, off the change path (it may be slower).
+    const previews = []
+    for (let i = 0; i < 5; i++) {
+      const t1 = performance.now()
+      balancer.preview({ add: { url: `${origins[0]}/preview-${i}`, id: `10.9.0.${i}:8080` } })
+      balancer.preview({ remove: fresh[i % k].id })
+      previews.push(ms(t1) / 2)
+    }
+    row.previewMs = stats(previews)
   } finally {
     stopLogging()
     metrics.close()

@@ -28,12 +28,14 @@ export function report (rows, withCore) {
       { label: '≤ 10 ms', get: r => (r.changes.all.max <= 10 ? 'yes' : 'NO') },
       { label: 'CPU ms, all', get: r => pair(r.cpu.all) },
       { label: 'CPU median', get: r => r.cpu.all.median },
+      { label: 'preview()', get: r => (r.previewMs === undefined ? undefined : `${r.previewMs.median} / ${r.previewMs.max}`) },
     ],
     rows,
     [
       '',
       'drain/undrain take the path a health change (down/up) takes: new Members, remap preview, strategy.update.',
       'CPU = process CPU time during the call (process.cpuUsage, 1 µs): what the change costs; wall time ≥ CPU on a busy machine.',
+      'preview() = Balancer.preview(), ms per call (median / max of 5 pairs: one add, one remove): an explicit what-if, not on the change path.',
     ],
   )
   const traffic = table(

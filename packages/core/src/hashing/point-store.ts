@@ -20,6 +20,8 @@
  * Order: by point, then by owner as `ownerBefore` says (the ring orders equal
  * points by upstream id, so every instance builds the same ring).
  */
+import { sortByPoint } from './radix.js'
+
 const CHUNK_BITS = 16
 const CHUNK = 1 << CHUNK_BITS
 const IN_CHUNK = CHUNK - 1
@@ -41,38 +43,6 @@ export function bitsFor (size: number): number {
  */
 export function capacityFor (n: number): number {
   return (n + 2 + (n >> 3) + 3) & ~3
-}
-
-/**
- * Stable LSD radix sort of (points, owners) by point, in place: four passes of 8
- * bits. Each pass scatters 256 ways, which stays in cache where one 65,536-way
- * counting sort by bucket does not (≈ 4× slower at 3 M points). Equal points keep
- * their input order.
- */
-function radixSort (points: Uint32Array, owners: Int32Array, n: number): void {
-  let fromPoints: Uint32Array = points
-  let fromOwners: Int32Array = owners
-  let toPoints: Uint32Array = new Uint32Array(n)
-  let toOwners: Int32Array = new Int32Array(n)
-  const start = new Int32Array(256)
-  for (let shift = 0; shift < 32; shift += 8) {
-    start.fill(0)
-    for (let k = 0; k < n; k++) start[(fromPoints[k]! >>> shift) & 255]!++
-    for (let d = 0, sum = 0; d < 256; d++) {
-      const c = start[d]!
-      start[d] = sum
-      sum += c
-    }
-    for (let k = 0; k < n; k++) {
-      const p = fromPoints[k]!
-      const at = start[(p >>> shift) & 255]!++
-      toPoints[at] = p
-      toOwners[at] = fromOwners[k]!
-    }
-    ;[fromPoints, toPoints] = [toPoints, fromPoints]
-    ;[fromOwners, toOwners] = [toOwners, fromOwners]
-  }
-  // Four passes: the sorted entries are back in the arrays given.
 }
 
 export class PointStore {
@@ -259,7 +229,7 @@ export class PointStore {
    * no-op on sorted input).
    */
   load (points: Uint32Array, owners: Int32Array, resolved: Int32Array | undefined, n: number, bits: number): void {
-    if (resolved === undefined) radixSort(points, owners, n)
+    if (resolved === undefined) sortByPoint(points, owners, n)
     this.#reset(bits)
     const buckets = 1 << bits
     const shift = this.#shift

@@ -1,6 +1,7 @@
+import { sortByPoint } from './radix.js'
 import { idBytes, pointCounts, pointOf, type Ring, type RingMember } from './ring.js'
 
-/** Packs (point, index) into one float64 for a native sort: 2^32 × 2^20 < 2^53 keeps it exact. */
+/** Packs (point, owner code) into one float64 set key: 2^32 × 2^20 < 2^53 keeps it exact. */
 const PACK = 1048576
 
 /**
@@ -22,7 +23,9 @@ export function lookupIf<T extends RingMember> (ring: Ring<T>, target: readonly 
   const counts = pointCounts(target, vnodes)
   /** Per owner code: its index in `target`, -1 when it leaves. */
   const indexOf = new Int32Array(ring.codeLimit).fill(-1)
-  const added: number[] = []
+  let extraPoints = new Uint32Array(64)
+  let extraIndex = new Int32Array(64)
+  let m = 0
   /** point × PACK + code of live points the target does not have. */
   const dropped = new Set<number>()
   target.forEach((u, i) => {
@@ -31,7 +34,15 @@ export function lookupIf<T extends RingMember> (ring: Ring<T>, target: readonly 
     if (code !== undefined) indexOf[code] = i
     if (counts[i] === held) return
     const bytes = idBytes(u.id)
-    for (let j = held; j < counts[i]!; j++) added.push(pointOf(bytes, j) * PACK + i)
+    if (m + counts[i]! - held > extraPoints.length) {
+      const size = 2 * (m + counts[i]! - held)
+      extraPoints = grow(extraPoints, new Uint32Array(size))
+      extraIndex = grow(extraIndex, new Int32Array(size))
+    }
+    for (let j = held; j < counts[i]!; j++) {
+      extraPoints[m] = pointOf(bytes, j)
+      extraIndex[m++] = i
+    }
     if (code === undefined || counts[i]! > held) return
     // Seeds [count, held) go. Two seeds of one id can share a point (≈ 1 id in 1,000
     // at 3,000 vnodes): such a point stays if a kept seed has it.
@@ -42,11 +53,11 @@ export function lookupIf<T extends RingMember> (ring: Ring<T>, target: readonly 
       if (!kept.has(p)) dropped.add(p * PACK + code)
     }
   })
-  const extra = Float64Array.from(added).sort()
-  const extraPoints = Uint32Array.from(extra, v => Math.floor(v / PACK))
-  const extraIndex = Int32Array.from(extra, (v, k) => v - extraPoints[k]! * PACK)
+  // In target (id) order, seeds ascending: a stable sort keeps equal points in id order.
+  extraPoints = extraPoints.subarray(0, m)
+  extraIndex = extraIndex.subarray(0, m)
+  sortByPoint(extraPoints, extraIndex, m)
   const n = ring.size
-  const m = extra.length
 
   return (hash, slot) => {
     let pos = slot
@@ -76,6 +87,11 @@ export function lookupIf<T extends RingMember> (ring: Ring<T>, target: readonly 
     }
     return -1
   }
+}
+
+function grow<A extends Uint32Array | Int32Array> (from: A, to: A): A {
+  to.set(from)
+  return to
 }
 
 function lowerBound (points: Uint32Array, hash: number): number {

@@ -2,6 +2,7 @@ import { invalidOption } from '../errors.js'
 import { Maglev } from '../hashing/maglev.js'
 import { murmur3 } from '../hashing/murmur3.js'
 import { Ring } from '../hashing/ring.js'
+import { sortByPoint } from '../hashing/radix.js'
 import { lookupIf } from '../hashing/ring-what-if.js'
 import { ResolvedTable, type Placement } from '../hashing/table.js'
 import { compileKey, type KeySpec } from '../keys/key-source.js'
@@ -155,7 +156,8 @@ export class ConsistentHash implements Strategy {
   preview (from: Members, to: Members): Remap {
     const tally = new FlowTally()
     // In ascending order, each distinct key once: duplicates sit side by side.
-    const keys = this.#sample.slice(0, this.#sampleFull ? KEY_SAMPLE : this.#sampleAt).sort()
+    const keys = this.#sample.slice(0, this.#sampleFull ? KEY_SAMPLE : this.#sampleAt)
+    sortByPoint(keys, undefined, keys.length)
     let distinct = 0
     const moves = (before: Upstream | undefined, after: Upstream | undefined): void => {
       if (before !== undefined && after?.id !== before.id) tally.add(before.id, after?.id ?? null)

@@ -22,11 +22,14 @@
 //   preview after the roll, five pairs of Balancer.preview() calls (one add, one remove)
 // Blocking per change is the change call timed directly (performance.now() around
 // balancer.add / drain / undrain / remove, listeners included): max and p99 per kind,
-// and the process CPU time it took (process.cpuUsage: on a busy machine the wall time
-// also counts time the process waited for a core; on a quiet one the two agree).
+// and the case's first change apart (the first of a kind in the process runs code V8
+// has not optimised yet), with the process CPU time it took (process.cpuUsage: on a
+// busy machine the wall time also counts time the process waited for a core; on a
+// quiet one the two agree).
 // The event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms timer) is reported for
-// steady state and for the roll: its max is the longest the loop was blocked by anything. CPU per request is this process's CPU time
-// (process.cpuUsage) over the responses in the phase.
+// steady state and for the roll: its max is the longest the loop was blocked by
+// anything. CPU per request is this process's CPU time (process.cpuUsage) over the
+// responses in the phase.
 // --core label=path[,label=path]: compare builds of @affinity/core in one interleaved
 // run (e.g. base=/tmp/base/packages/core/dist/index.js,new=@affinity/core): each case is
 // run for every build in turn, the order alternating from one case to the next.
@@ -170,13 +173,17 @@ async function runCase ({ core, label }, name, n, opts, ctx) {
     const k = Math.min(n, opts.changes ?? n)
     const times = { add: [], drain: [], undrain: [], remove: [] }
     const cpu = { add: [], drain: [], undrain: [], remove: [] }
+    const later = []
     const timed = (kind, fn) => {
       const c0 = process.cpuUsage()
       const t0 = performance.now()
       fn()
-      times[kind].push(ms(t0))
+      const wall = ms(t0)
+      times[kind].push(wall)
       const c = process.cpuUsage(c0)
       cpu[kind].push((c.user + c.system) / 1000)
+      if (row.firstMs === undefined) row.firstMs = round(wall, 2)
+      else later.push(wall)
     }
     const pause = () => (opts.intervalMs > 0 ? sleep(opts.intervalMs) : new Promise(resolve => setImmediate(resolve)))
     await load.ask({ type: 'start', port, connections: opts.connections }, 'started')
@@ -203,6 +210,7 @@ async function runCase ({ core, label }, name, n, opts, ctx) {
     row.roll = { ...summarize(roll), loop: loopFigures(histogram), cpuUsPerReq: round((cpuSeconds() - cpu0) / roll.responses * 1e6, 1) }
     row.changes = Object.fromEntries(Object.entries(times).map(([kind, xs]) => [kind, stats(xs)]))
     row.changes.all = stats(Object.values(times).flat())
+    row.changes.later = stats(later)
     row.cpu = Object.fromEntries(Object.entries(cpu).map(([kind, xs]) => [kind, stats(xs)]))
     row.cpu.all = stats(Object.values(cpu).flat())
     row.remapMoved = moved

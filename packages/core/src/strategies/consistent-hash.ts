@@ -62,8 +62,11 @@ export class ConsistentHash implements Strategy {
   /** maglev: the table for the current ids and weights, and what it depends on. */
   #signature = ''
   #maglev: Maglev | undefined
-  /** A Maglev table built by preview() for a membership not yet applied: update() takes it over. */
-  #pending: { signature: string, table: Maglev } | undefined
+  /**
+   * What preview() built for a membership not yet applied (the Maglev table, and
+   * the snapshot it resolved it for): update() takes it over instead of redoing it.
+   */
+  #pending: { signature: string, table: Maglev, members?: Members, placement?: Placement<Upstream> } | undefined
   /** What picks read: the ring itself, or the Maglev table resolved for the current health. */
   #placement: Placement<Upstream> | undefined
   readonly #sample = new Uint32Array(KEY_SAMPLE)
@@ -118,12 +121,14 @@ export class ConsistentHash implements Strategy {
       this.#ring.sync(members.all, members.eligibleMask)
       this.#placement = this.#ring
     } else {
-      const signature = signatureOf(members)
+      const signature = this.#pending?.members === members ? this.#pending.signature : signatureOf(members)
       if (signature !== this.#signature || this.#maglev === undefined) {
         this.#maglev = this.#maglevFor(signature, members)
         this.#signature = signature
       }
-      this.#placement = new ResolvedTable(this.#maglev, members.eligibleMask, members.all)
+      this.#placement = this.#pending?.members === members && this.#pending.table === this.#maglev
+        ? this.#pending.placement!
+        : new ResolvedTable(this.#maglev, members.eligibleMask, members.all)
     }
     this.#pending = undefined
     this.#eligibleWeight = members.eligible.reduce((s, u) => s + u.weight, 0)
@@ -197,7 +202,11 @@ export class ConsistentHash implements Strategy {
     if (members === this.#members && this.#placement !== undefined) return this.#placement
     const signature = signatureOf(members)
     const table = signature === this.#signature && this.#maglev !== undefined ? this.#maglev : this.#maglevFor(signature, members)
-    return new ResolvedTable(table, members.eligibleMask, members.all)
+    const placement = new ResolvedTable(table, members.eligibleMask, members.all)
+    // The 'remap' event previews the snapshot the balancer then applies: keep its successors too.
+    if (this.#pending?.table === table) Object.assign(this.#pending, { members, placement })
+    else this.#pending = { signature, table, members, placement }
+    return placement
   }
 
   #maglevFor (signature: string, members: Members): Maglev {

@@ -8,23 +8,18 @@
  * point, as the former flat ring's prefix index did (bits = ⌊log2 size⌋, 1 to 16,
  * so a bucket holds one to a few dozen points). Each bucket keeps its points sorted
  * in a region of its own with some room to grow; a region that fills up moves to a
- * larger one (regions come from free lists per capacity, or from the end of the
- * pool). The pool is a list of chunks of CHUNK entries and a region never spans two
- * chunks, so the pool grows by adding a chunk, never by copying what it holds.
+ * larger one (entry-pool.ts hands out the regions, in chunks that never move).
  *
  * An entry is a point (a key hash), an owner code (the caller's small integer for
- * an upstream) and a resolved code (the caller's payload, see successors.ts),
- * in three parallel typed arrays per chunk: 12 bytes an entry, as before.
- * A position is chunk × CHUNK + index within the chunk.
+ * an upstream) and a resolved code (the caller's payload, see successors.ts): 12
+ * bytes, as before, plus the room regions keep.
  *
  * Order: by point, then by owner as `ownerBefore` says (the ring orders equal
  * points by upstream id, so every instance builds the same ring).
  */
+import { CHUNK_BITS, EntryPool, IN_CHUNK } from './entry-pool.js'
 import { sortByPoint } from './radix.js'
 
-const CHUNK_BITS = 16
-const CHUNK = 1 << CHUNK_BITS
-const IN_CHUNK = CHUNK - 1
 /** Directory fields per bucket: region start, end (exclusive), next bucket's first position, capacity. */
 const START = 0
 const END = 1
@@ -48,22 +43,16 @@ export function capacityFor (n: number): number {
   return (n + 1 + (n >> 4) + 1) & ~1
 }
 
-function grown<A extends Uint32Array | Int32Array> (from: A, to: A): A {
-  to.set(from)
-  return to
-}
-
 export class PointStore {
   #bits = 1
   #shift = 31
   /** Per bucket, four Int32 fields (START, END, AFTER, CAP): 16 bytes, four buckets a cache line. */
   #dir = new Int32Array(8)
-  #points: Uint32Array[] = []
-  #owners: Int32Array[] = []
-  #resolved: Int32Array[] = []
-  /** Where the next fresh region starts (a position), and free regions by capacity / 2. */
-  #tail = 0
-  #free: number[][] = []
+  readonly #pool = new EntryPool()
+  /** The pool's chunk lists, read directly on the per-pick path. */
+  readonly #points = this.#pool.points
+  readonly #owners = this.#pool.owners
+  readonly #resolved = this.#pool.resolved
   #size = 0
   readonly #ownerBefore: (a: number, b: number) => boolean
 
@@ -83,9 +72,7 @@ export class PointStore {
 
   /** Entries the chunks can hold: what compaction (Ring.sync) compares `size` with. */
   get capacity (): number {
-    let n = 0
-    for (const c of this.#points) n += c.length
-    return n
+    return this.#pool.capacity
   }
 
   /** Memory held: 12 bytes per entry of every chunk, 16 per bucket. */
@@ -192,15 +179,8 @@ export class PointStore {
     // After the entries with a smaller point, and equal points whose owner comes first.
     let at = this.#lowerBound(start, end, point)
     while (at < end && this.point(at) === point && this.#ownerBefore(this.owner(at), owner)) at++
-    const c = at >>> CHUNK_BITS
-    const from = at & IN_CHUNK
-    const to = (start & IN_CHUNK) + (end - start) // the region's end within its chunk (may be CHUNK)
-    this.#points[c]!.copyWithin(from + 1, from, to)
-    this.#owners[c]!.copyWithin(from + 1, from, to)
-    this.#resolved[c]!.copyWithin(from + 1, from, to)
-    this.#points[c]![from] = point
-    this.#owners[c]![from] = owner
-    this.#resolved[c]![from] = resolved
+    this.#pool.shift(at, end, 1)
+    this.#pool.write(at, point, owner, resolved)
     d[i + END] = end + 1
     this.#size++
     if (wasEmpty || moved) this.#linkBefore(b)
@@ -217,12 +197,7 @@ export class PointStore {
     const i = b << 2
     const start = d[i]!
     const end = d[i + END]!
-    const c = pos >>> CHUNK_BITS
-    const from = pos & IN_CHUNK
-    const to = (start & IN_CHUNK) + (end - start)
-    this.#points[c]!.copyWithin(from, from + 1, to)
-    this.#owners[c]!.copyWithin(from, from + 1, to)
-    this.#resolved[c]!.copyWithin(from, from + 1, to)
+    this.#pool.shift(pos + 1, end, -1)
     d[i + END] = end - 1
     this.#size--
     if (this.#size === 0) return -1
@@ -254,25 +229,17 @@ export class PointStore {
       if (count === 0) continue
       const cap = capacityFor(count)
       room -= cap
-      const start = this.#alloc(cap, room)
+      const start = this.#pool.alloc(cap, room)
       d[i] = start
       d[i + END] = start + count
       d[i + CAP] = cap
       fill[b] = start
     }
-    const chunkPoints = this.#points
-    const chunkOwners = this.#owners
-    const chunkResolved = this.#resolved
     for (let k = 0; k < n; k++) {
-      const point = points[k]!
-      const b = point >>> shift
+      const b = points[k]! >>> shift
       const pos = fill[b]!
       fill[b] = pos + 1
-      const c = pos >>> CHUNK_BITS
-      const j = pos & IN_CHUNK
-      chunkPoints[c]![j] = point
-      chunkOwners[c]![j] = owners[k]!
-      chunkResolved[c]![j] = resolved === undefined ? -1 : resolved[k]!
+      this.#pool.write(pos, points[k]!, owners[k]!, resolved === undefined ? -1 : resolved[k]!)
     }
     this.#size = n
     // AFTER: one backward pass for the first non-empty bucket of each, a second for the wrap.
@@ -319,11 +286,7 @@ export class PointStore {
     this.#bits = bits
     this.#shift = 32 - bits
     this.#dir = new Int32Array((1 << bits) << 2)
-    this.#points = []
-    this.#owners = []
-    this.#resolved = []
-    this.#tail = 0
-    this.#free = []
+    this.#pool.clear()
     this.#size = 0
   }
 
@@ -342,54 +305,15 @@ export class PointStore {
     return base + lo
   }
 
-  /**
-   * A free region of `cap` entries: a freed one of that size, else the pool's end,
-   * in a new chunk when it does not fit in the last one. The last chunk is only as
-   * long as needed (doubling, up to CHUNK), so a small ring holds little more than
-   * its points: a copy of at most CHUNK entries, now and then. `room`: the entries a
-   * bulk load will still ask for, so its chunks are made long enough at once.
-   */
-  #alloc (cap: number, room = 0): number {
-    if (cap > CHUNK) throw new Error(`ring bucket of ${cap} points: more than a chunk (${CHUNK}); murmur3 spreads points evenly, so this means a broken hash`)
-    const reuse = this.#free[cap >> 1]?.pop()
-    if (reuse !== undefined) return reuse
-    if ((this.#tail >>> CHUNK_BITS) >= this.#points.length || (this.#tail & IN_CHUNK) + cap > CHUNK) {
-      this.#tail = this.#points.length << CHUNK_BITS
-      this.#points.push(new Uint32Array(0))
-      this.#owners.push(new Int32Array(0))
-      this.#resolved.push(new Int32Array(0))
-    }
-    const start = this.#tail
-    this.#tail += cap
-    const c = start >>> CHUNK_BITS
-    const need = ((this.#tail - 1) & IN_CHUNK) + 1
-    if (this.#points[c]!.length < need) {
-      const length = Math.min(CHUNK, Math.max(need + room, 2 * this.#points[c]!.length, 1024))
-      this.#points[c] = grown(this.#points[c]!, new Uint32Array(length))
-      this.#owners[c] = grown(this.#owners[c]!, new Int32Array(length))
-      this.#resolved[c] = grown(this.#resolved[c]!, new Int32Array(length))
-    }
-    return start
-  }
-
   /** Moves bucket b's entries to a new region of `cap` and frees the old one. */
   #relocate (b: number, cap: number): void {
     const d = this.#dir
     const i = b << 2
     const start = d[i]!
     const count = d[i + END]! - start
-    const oldCap = d[i + CAP]!
-    const to = this.#alloc(cap)
-    if (count > 0) {
-      const c = start >>> CHUNK_BITS
-      const from = start & IN_CHUNK
-      const tc = to >>> CHUNK_BITS
-      const tj = to & IN_CHUNK
-      this.#points[tc]!.set(this.#points[c]!.subarray(from, from + count), tj)
-      this.#owners[tc]!.set(this.#owners[c]!.subarray(from, from + count), tj)
-      this.#resolved[tc]!.set(this.#resolved[c]!.subarray(from, from + count), tj)
-    }
-    if (oldCap > 0) (this.#free[oldCap >> 1] ??= []).push(start)
+    const to = this.#pool.alloc(cap)
+    if (count > 0) this.#pool.copy(start, to, count)
+    if (d[i + CAP]! > 0) this.#pool.release(start, d[i + CAP]!)
     d[i] = to
     d[i + END] = to + count
     d[i + CAP] = cap

@@ -190,10 +190,10 @@ export class Ring<T extends RingMember> {
       })
       // The bucket count follows the size (below 2^16 buckets), within a band so that
       // an upstream coming and going at a boundary does not lay the ring out each time;
-      // a pool four times what it holds (the fleet shrank) is compacted. Both are O(size)
-      // copies, no sort, and rare.
+      // a pool eight times what it holds (the fleet shrank to an eighth) is compacted.
+      // Both are O(size) copies, no sort, and rare (bits change only below 2^17 points).
       const size = this.#store.size
-      if (relayout(this.#store.bits, size) || (this.#store.capacity > 4 * size && this.#store.capacity > 1 << 19)) {
+      if (relayout(this.#store.bits, size) || (this.#store.capacity > 8 * size && this.#store.capacity > 1 << 19)) {
         const e = this.#store.export()
         this.#store.load(e.points, e.owners, e.resolved, size, bitsFor(size))
       }

@@ -127,28 +127,29 @@ function differs (ring: Ring<Member>, m: Model, hashes: readonly number[]): stri
   return undefined
 }
 
-const opsArb = fc.array(opArb, { minLength: 1, maxLength: 40 })
+/** Steps of one to four changes each, applied together (as a panic-mode switch flips many upstreams at once). */
+const opsArb = fc.array(fc.array(opArb, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 30 })
 const hashesArb = fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 20, maxLength: 20 })
 
-/** Runs `ops` on a ring synced after each; checks every step against a fresh ring and the model. */
-function replay (vnodes: number, ops: readonly Op[], hashes: readonly number[]): string | undefined {
+/** Runs the steps on a ring synced after each; checks every step against a fresh ring and the model. */
+function replay (vnodes: number, steps: ReadonlyArray<readonly Op[]>, hashes: readonly number[]): string | undefined {
   const fleet: Fleet = new Map()
   const ring = new Ring<Member>(vnodes)
-  for (const [step, op] of ops.entries()) {
-    apply(fleet, op)
+  for (const [step, ops] of steps.entries()) {
+    for (const op of ops) apply(fleet, op)
     const { all, eligible } = membership(fleet)
     ring.sync(all, eligible)
     const fresh = new Ring<Member>(vnodes)
     fresh.sync(all, eligible)
     const m = model(all, eligible, vnodes)
     const problem = differs(ring, m, hashes) ?? differs(fresh, m, hashes)
-    if (problem !== undefined) return `step ${step} (${JSON.stringify(op)}): ${problem}`
+    if (problem !== undefined) return `step ${step} (${JSON.stringify(ops)}): ${problem}`
   }
   return undefined
 }
 
 t.test('an incrementally updated ring equals one built from scratch', async t => {
-  holds(t, 'small rings (1–60 points per unit of weight): every step of random add / remove / weight / health sequences', fc.property(
+  holds(t, 'small rings (1–60 points per unit of weight): every step of random add / remove / weight / health sequences, several changes a step', fc.property(
     fc.integer({ min: 1, max: 60 }), opsArb, hashesArb,
     (vnodes, ops, hashes) => {
       const problem = replay(vnodes, ops, hashes)
@@ -166,16 +167,16 @@ t.test('an incrementally updated ring equals one built from scratch', async t =>
     fc.record({ kind: fc.constant('health' as const), id: fc.constantFrom(...many), eligible: fc.boolean() }),
   )
   holds(t, 'fleet-sized rings (3,000 points per unit of weight, up to 40 upstreams)', fc.property(
-    fc.array(bigOp, { minLength: 25, maxLength: 40 }), hashesArb,
-    (ops, hashes) => {
+    fc.array(fc.array(bigOp, { minLength: 1, maxLength: 6 }), { minLength: 8, maxLength: 16 }), hashesArb,
+    (steps, hashes) => {
       // Start from 30 upstreams, so later changes are applied incrementally, not rebuilt.
       const start: Op[] = many.slice(0, 30).map(id => ({ kind: 'set', id, weight: 1, eligible: true }))
       const fleet: Fleet = new Map()
       const ring = new Ring<Member>(3000)
       for (const op of start) apply(fleet, op)
       ring.sync(membership(fleet).all, membership(fleet).eligible)
-      for (const op of ops) {
-        apply(fleet, op)
+      for (const ops of steps) {
+        for (const op of ops) apply(fleet, op)
         const { all, eligible } = membership(fleet)
         ring.sync(all, eligible)
       }

@@ -219,27 +219,30 @@ export class PointStore {
     const buckets = 1 << bits
     const shift = this.#shift
     const d = this.#dir
-    const fill = new Int32Array(buckets)
-    for (let k = 0; k < n; k++) fill[points[k]! >>> shift]!++
+    const count = new Int32Array(buckets)
+    for (let k = 0; k < n; k++) count[points[k]! >>> shift]!++
     let room = 0
-    for (let b = 0; b < buckets; b++) room += fill[b] === 0 ? 0 : capacityFor(fill[b]!)
+    for (let b = 0; b < buckets; b++) room += count[b] === 0 ? 0 : capacityFor(count[b]!)
+    // Sorted input: bucket after bucket, each copied into its region in one loop.
+    let k = 0
     for (let b = 0; b < buckets; b++) {
-      const count = fill[b]!
-      const i = b << 2
-      if (count === 0) continue
-      const cap = capacityFor(count)
+      if (count[b] === 0) continue
+      const cap = capacityFor(count[b]!)
       room -= cap
       const start = this.#pool.alloc(cap, room)
+      const i = b << 2
       d[i] = start
-      d[i + END] = start + count
+      d[i + END] = start + count[b]!
       d[i + CAP] = cap
-      fill[b] = start
-    }
-    for (let k = 0; k < n; k++) {
-      const b = points[k]! >>> shift
-      const pos = fill[b]!
-      fill[b] = pos + 1
-      this.#pool.write(pos, points[k]!, owners[k]!, resolved === undefined ? -1 : resolved[k]!)
+      const c = start >>> CHUNK_BITS
+      const toPoints = this.#points[c]!
+      const toOwners = this.#owners[c]!
+      const toResolved = this.#resolved[c]!
+      for (let j = start & IN_CHUNK, stop = k + count[b]!; k < stop; k++, j++) {
+        toPoints[j] = points[k]!
+        toOwners[j] = owners[k]!
+        toResolved[j] = resolved === undefined ? -1 : resolved[k]!
+      }
     }
     this.#size = n
     // AFTER: one backward pass for the first non-empty bucket of each, a second for the wrap.
@@ -266,14 +269,44 @@ export class PointStore {
       const end = d[(b << 2) + END]!
       if (start === end) continue
       const c = start >>> CHUNK_BITS
-      const from = start & IN_CHUNK
-      const to = from + end - start
-      points.set(this.#points[c]!.subarray(from, to), k)
-      owners.set(this.#owners[c]!.subarray(from, to), k)
-      resolved.set(this.#resolved[c]!.subarray(from, to), k)
-      k += end - start
+      const fromPoints = this.#points[c]!
+      const fromOwners = this.#owners[c]!
+      const fromResolved = this.#resolved[c]!
+      for (let j = start & IN_CHUNK, stop = k + end - start; k < stop; k++, j++) {
+        points[k] = fromPoints[j]!
+        owners[k] = fromOwners[j]!
+        resolved[k] = fromResolved[j]!
+      }
     }
     return { points, owners, resolved }
+  }
+
+  /**
+   * Every entry's resolved code from scratch, by successors.ts's rule (its first
+   * eligible owner clockwise), in two backward laps over the buckets (the first
+   * finds what the tail wraps to): O(size) in tight loops, for a rebuild or a
+   * change that flips much of the ring.
+   */
+  resolveAll (eligible: Uint8Array): void {
+    const d = this.#dir
+    let next = -1
+    for (let lap = 0; lap < 2; lap++) {
+      for (let b = (1 << this.#bits) - 1; b >= 0; b--) {
+        const start = d[b << 2]!
+        const end = d[(b << 2) + END]!
+        if (start === end) continue
+        const c = start >>> CHUNK_BITS
+        const owners = this.#owners[c]!
+        const resolved = this.#resolved[c]!
+        const from = start & IN_CHUNK
+        for (let j = from + end - start - 1; j >= from; j--) {
+          const o = owners[j]!
+          if (eligible[o] === 1) next = o
+          resolved[j] = next === -1 ? -1 : next * 2 + (next === o ? 0 : 1)
+        }
+      }
+      if (next === -1) return
+    }
   }
 
   /** Sets every entry's resolved code (no upstream eligible: all -1). */

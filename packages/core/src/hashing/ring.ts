@@ -1,6 +1,7 @@
 import { murmur3Bytes } from './murmur3.js'
 import { bitsFor, PointStore } from './point-store.js'
-import { becameEligible, becameIneligible, insertEntry, removeEntry, resolveAll } from './successors.js'
+import { sortByPoint } from './radix.js'
+import { becameEligible, becameIneligible, insertEntry, removeEntry } from './successors.js'
 
 const MAX_POINTS = 1 << 22
 const utf8 = new TextEncoder()
@@ -175,7 +176,14 @@ export class Ring<T extends RingMember> {
       this.#rebuild(all, counts, codes, leaving, eligible)
     } else {
       // Health first, on the entries as they are; then removals, resizes, additions.
-      all.forEach((u, i) => { if (codes[i] !== -1 && this.#eligible[codes[i]!] !== eligible[i]) this.#setEligible(codes[i]!, eligible[i] === 1) })
+      const down: number[] = []
+      const up: number[] = []
+      all.forEach((u, i) => {
+        const code = codes[i]!
+        if (code !== -1 && this.#eligible[code] !== eligible[i]) (eligible[i] === 1 ? up : down).push(code)
+      })
+      if (down.length > 0) this.#setEligible(down, false)
+      if (up.length > 0) this.#setEligible(up, true)
       for (const code of leaving) {
         this.#resize(code, 0)
         this.#freeCode(code)
@@ -234,7 +242,7 @@ export class Ring<T extends RingMember> {
       }
     })
     this.#store.load(points, owners, undefined, total, bitsFor(total))
-    resolveAll(this.#store, this.#eligible)
+    this.#store.resolveAll(this.#eligible)
   }
 
   /**
@@ -267,14 +275,37 @@ export class Ring<T extends RingMember> {
     return points.sort()
   }
 
-  #setEligible (code: number, on: boolean): void {
-    const count = this.#counts[code]!
-    const points = this.#points(code, 0, count)
-    const positions = Array.from(points, p => this.#store.find(p, code))
-    this.#eligible[code] = on ? 1 : 0
-    this.#eligibleEntries += on ? count : -count
-    if (on) becameEligible(this.#store, this.#eligible, code, positions)
-    else if (this.#eligibleEntries === 0) this.#store.fillResolved(-1)
+  /**
+   * Owners `codes` (in id order) become eligible or not, together: their flags
+   * first, then their entries' successors in one pass (successors.ts). When that
+   * would touch a quarter of the ring or more (a panic-mode switch; the first
+   * upstream up when none was), every successor is resolved afresh instead, in one
+   * O(size) pass without a lookup per point.
+   */
+  #setEligible (codes: readonly number[], on: boolean): void {
+    const before = this.#eligibleEntries
+    let total = 0
+    for (const code of codes) {
+      total += this.#counts[code]!
+      this.#eligible[code] = on ? 1 : 0
+    }
+    this.#eligibleEntries += on ? total : -total
+    if (this.#eligibleEntries === 0) return this.#store.fillResolved(-1)
+    if (before === 0 || total * 4 >= this.#store.size) return this.#store.resolveAll(this.#eligible)
+    // Their points in ring order: a stable sort keeps equal points in id order.
+    const points = new Uint32Array(total)
+    const owners = new Int32Array(total)
+    let n = 0
+    for (const code of codes) {
+      const bytes = this.#bytes[code]!
+      for (let j = 0; j < this.#counts[code]!; j++) {
+        points[n] = pointOf(bytes, j)
+        owners[n++] = code
+      }
+    }
+    sortByPoint(points, owners, total)
+    const positions = Array.from(points, (p, k) => this.#store.find(p, owners[k]!))
+    if (on) becameEligible(this.#store, this.#eligible, positions)
     else becameIneligible(this.#store, this.#eligible, positions)
   }
 

@@ -77,52 +77,36 @@ export function removeEntry (store: PointStore, eligible: Uint8Array, pos: numbe
 }
 
 /**
- * An owner became eligible (`eligible[owner]` is already 1): its entries, at
- * `positions`, resolve to it, and so do the runs before them. On entry only those
- * entries and runs are wrong.
+ * Owners became eligible (`eligible` already says so for all of them): their
+ * entries, at `positions`, resolve to themselves, and the runs before them to
+ * them. Each run is rewritten once: its fill stops at the next eligible entry.
+ * On entry only those entries and runs are wrong.
  */
-export function becameEligible (store: PointStore, eligible: Uint8Array, owner: number, positions: readonly number[]): void {
+export function becameEligible (store: PointStore, eligible: Uint8Array, positions: readonly number[]): void {
   for (const pos of positions) {
+    const owner = store.owner(pos)
     store.setResolved(pos, owner * 2)
     fillBack(store, eligible, pos, owner * 2 + 1)
   }
 }
 
 /**
- * An owner is no longer eligible (`eligible[owner]` is already 0) while some other
- * entry still is: each of its entries, and the run before it, resolve to the first
- * eligible entry after it. On entry only those entries and runs are wrong.
+ * Owners are no longer eligible (`eligible` already says so for all of them) while
+ * some other entry still is. Each of their entries, at `positions` in ring order,
+ * takes what its follower hands back, and so does the run before it. Whatever
+ * the order, the last such entry of a run reads a follower that is right (an
+ * eligible entry, or one whose chain meets no changed entry) and its fill repairs
+ * the whole run, earlier visits included; visiting from the last backwards makes
+ * that the first visit, so a run is mostly written once. No walk to the next
+ * eligible entry: one step per entry, plus the runs.
  */
 export function becameIneligible (store: PointStore, eligible: Uint8Array, positions: readonly number[]): void {
-  for (const pos of positions) {
-    let p = pos
-    let code = -1
-    for (let k = store.size; k > 0; k--) {
-      p = store.next(p)
-      const o = store.owner(p)
-      if (eligible[o] === 1) { code = o * 2 + 1; break }
-    }
+  for (let k = positions.length - 1; k >= 0; k--) {
+    const pos = positions[k]!
+    const code = handedBack(store, eligible, store.next(pos))
     // Set already by the fill from a later entry of the same run: so is the run before it.
     if (store.resolved(pos) === code) continue
     store.setResolved(pos, code)
     fillBack(store, eligible, pos, code)
-  }
-}
-
-/** Every entry's code from scratch: two backward laps (the first finds what the tail wraps to). O(size). */
-export function resolveAll (store: PointStore, eligible: Uint8Array): void {
-  const first = store.first()
-  if (first === -1) return
-  let next = -1
-  const last = store.prev(first)
-  for (let lap = 0; lap < 2; lap++) {
-    let p = last
-    for (let k = store.size; k > 0; k--) {
-      const o = store.owner(p)
-      if (eligible[o] === 1) next = o
-      store.setResolved(p, next === -1 ? -1 : next * 2 + (next === o ? 0 : 1))
-      p = store.prev(p)
-    }
-    if (next === -1) return
   }
 }

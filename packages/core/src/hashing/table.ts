@@ -1,10 +1,7 @@
 /**
- * A consistent-hash lookup structure, built once per membership change.
+ * A fixed consistent-hash lookup table, built once per membership change (Maglev).
  * `slot(hash)` maps a key hash to a position; `owner[position]` is the index (in
- * `Members.all`) of the upstream that owns it. Ring and Maglev differ only in how
- * they fill `owner` and find a slot, so the successor walk, the health overlay and
- * bounded loads below are written once for both (as Envoy's HashingLoadBalancer
- * implements only chooseHost(hash, attempt) per policy).
+ * `Members.all`) of the upstream that owns it.
  */
 export interface HashTable {
   readonly size: number
@@ -14,11 +11,59 @@ export interface HashTable {
 }
 
 /**
+ * What ConsistentHash picks from, whichever the algorithm: positions in ring (or
+ * table) order, each resolved to its first eligible owner, so the successor walk,
+ * the health overlay and bounded loads are written once for both (as Envoy's
+ * HashingLoadBalancer implements only chooseHost(hash, attempt) per policy).
+ * The Ring (ring.ts) is one, kept up to date per change; a Maglev table with its
+ * resolved array (ResolvedTable below) is the other.
+ */
+export interface Placement<T> {
+  /** Positions: ring points, or table entries. */
+  readonly size: number
+  /** The position a key hash lands on (only when size > 0). */
+  slot (hash: number): number
+  /** The position after `pos`, wrapping. */
+  next (pos: number): number
+  /** First eligible owner at or after `pos`: code × 2 + (successor ? 1 : 0), or -1. */
+  resolved (pos: number): number
+  /** The member of each code (`resolved(pos) >> 1`). */
+  readonly owners: ReadonlyArray<T | undefined>
+}
+
+/** A HashTable with its successors resolved for one health snapshot. */
+export class ResolvedTable<T> implements Placement<T> {
+  readonly size: number
+  readonly owners: ReadonlyArray<T | undefined>
+  readonly #table: HashTable
+  readonly #resolved: Int32Array
+
+  constructor (table: HashTable, eligible: Uint8Array, owners: readonly T[]) {
+    this.size = table.size
+    this.owners = owners
+    this.#table = table
+    this.#resolved = resolveEligible(table, eligible)
+  }
+
+  slot (hash: number): number {
+    return this.#table.slot(hash)
+  }
+
+  next (pos: number): number {
+    return pos + 1 === this.size ? 0 : pos + 1
+  }
+
+  resolved (pos: number): number {
+    return this.#resolved[pos]!
+  }
+}
+
+/**
  * For every position, the first eligible owner at or after it walking forward
  * (wrapping), encoded as `owner × 2 + (successor ? 1 : 0)`, or -1 when nothing is
- * eligible. Built in O(size) when membership or health changes, so the per-request
- * pick reads one array entry even when the key's own upstream is down; every
- * instance computes the same successor.
+ * eligible. Built in O(size) on every membership or health change (65,537 entries
+ * by default: ≈ 0.2 ms), so the per-request pick reads one array entry even when
+ * the key's own upstream is down; every instance computes the same successor.
  */
 export function resolveEligible (table: HashTable, eligible: Uint8Array): Int32Array {
   const { size, owner } = table

@@ -2,7 +2,9 @@ import { invalidOption } from '../errors.js'
 import { Maglev } from '../hashing/maglev.js'
 import { murmur3 } from '../hashing/murmur3.js'
 import { Ring } from '../hashing/ring.js'
-import { resolveEligible, type HashTable } from '../hashing/table.js'
+import { sortByPoint } from '../hashing/radix.js'
+import { lookupIf } from '../hashing/ring-what-if.js'
+import { ResolvedTable, type Placement } from '../hashing/table.js'
 import { compileKey, type KeySpec } from '../keys/key-source.js'
 import type { Members } from '../model/members.js'
 import { FlowTally, type Remap } from '../model/remap.js'
@@ -29,7 +31,8 @@ export interface ConsistentHashOptions {
  * Points per unit of weight. A node's share of the ring is a sum of V random arcs,
  * so its spread shrinks as 1/√V: 3,000 keeps the busiest upstream's key-space share
  * under 1.05× the mean at N = 10 and near 1.06× at N = 100 (bench/strategies.js),
- * where nginx's 160 points measure 1.13–1.26. A point costs 12 bytes.
+ * where nginx's 160 points measure 1.13–1.26. A point costs 12 bytes, ≈ 13.4 with
+ * the room its bucket keeps to grow (1,000 upstreams; bench/strategies.js, build).
  */
 export const DEFAULT_VNODES = 3000
 /** Envoy's default and the paper's §5.3 choice: a prime, ≥ 100 × N for N ≤ 655. */
@@ -40,9 +43,6 @@ export const DEFAULT_MAGLEV_SIZE = 65537
  * a change moves within ±1.5 points.
  */
 export const KEY_SAMPLE = 4096
-
-/** A table and, for each of its positions, the first eligible owner (see resolveEligible). */
-interface Placement { table: HashTable, resolved: Int32Array, all: readonly Upstream[] }
 
 /**
  * Consistent hashing on a key taken from the request (cookie, header, query or a
@@ -59,16 +59,22 @@ export class ConsistentHash implements Strategy {
   readonly #tableSize: number
   readonly #factor: number
   readonly #fallback: Strategy
+  /** ring: kept up to date by update(), change by change (hashing/ring.ts). */
+  readonly #ring: Ring<Upstream> | undefined
+  /** maglev: the table for the current ids and weights, and what it depends on. */
   #signature = ''
-  #table: HashTable | undefined
-  /** A table built by preview() for a membership not yet applied: update() takes it over. */
-  #pending: { signature: string, table: HashTable } | undefined
+  #maglev: Maglev | undefined
+  /**
+   * What preview() built for a membership not yet applied (the Maglev table, and
+   * the snapshot it resolved it for): update() takes it over instead of redoing it.
+   */
+  #pending: { signature: string, table: Maglev, members?: Members, placement?: Placement<Upstream> } | undefined
+  /** What picks read: the ring itself, or the Maglev table resolved for the current health. */
+  #placement: Placement<Upstream> | undefined
   readonly #sample = new Uint32Array(KEY_SAMPLE)
   #sampleAt = 0
   /** Every entry of #sample written at least once (until then: those before #sampleAt). */
   #sampleFull = false
-  #resolved: Int32Array = new Int32Array(0)
-  #all: readonly Upstream[] = []
   #eligibleWeight = 0
   #members: Members | undefined
 
@@ -100,21 +106,33 @@ export class ConsistentHash implements Strategy {
       throw invalidOption('balanceFactor', 'expected a number > 1, e.g. 1.25 (HAProxy and Envoy suggest 1.25–2)')
     }
     this.#fallback = opts.fallback ?? roundRobin()
+    this.#ring = this.#algorithm === 'ring' ? new Ring(this.#vnodes) : undefined
   }
 
+  /**
+   * On every membership or health change. The ring applies the difference from the
+   * previous snapshot (O(points that come or go), ≤ 10 ms at 1,000 upstreams:
+   * `npm run bench:membership`); a Maglev table depends only on ids and weights, so
+   * it is rebuilt on membership changes (≈ 3 ms at 1,000 upstreams) and only its
+   * successors are re-resolved on health changes.
+   */
   update (members: Members): void {
     this.#fallback.update(members)
     this.#members = members
-    // Ring points and Maglev tables depend only on ids and weights: rebuild them on
-    // membership changes, and only re-resolve successors on health changes.
-    const signature = signatureOf(members)
-    if (signature !== this.#signature || this.#table === undefined) {
-      this.#table = this.#tableFor(signature, members)
-      this.#signature = signature
+    if (this.#ring !== undefined) {
+      this.#ring.sync(members.all, members.eligibleMask)
+      this.#placement = this.#ring
+    } else {
+      const signature = this.#pending?.members === members ? this.#pending.signature : signatureOf(members)
+      if (signature !== this.#signature || this.#maglev === undefined) {
+        this.#maglev = this.#maglevFor(signature, members)
+        this.#signature = signature
+      }
+      this.#placement = this.#pending?.members === members && this.#pending.table === this.#maglev
+        ? this.#pending.placement!
+        : new ResolvedTable(this.#maglev, members.eligibleMask, members.all)
     }
     this.#pending = undefined
-    this.#resolved = resolveEligible(this.#table, members.eligibleMask)
-    this.#all = members.all
     this.#eligibleWeight = members.eligible.reduce((s, u) => s + u.weight, 0)
   }
 
@@ -135,72 +153,95 @@ export class ConsistentHash implements Strategy {
   }
 
   /**
-   * The recently seen keys, each mapped through the tables of `from` and of `to`:
-   * a key moves when its first eligible owner changes (removed, down, draining, or
-   * an added upstream taking it over). A table `to` needs is built here and kept
-   * for the update() that follows.
+   * The recently seen keys, each mapped under `from` and under `to`: a key moves
+   * when its first eligible owner changes (removed, down, draining, or an added
+   * upstream taking it over). The ring answers for a membership it does not hold
+   * by walking its own points plus and minus the difference (ring-what-if.ts, no
+   * second ring); a Maglev table `to` needs is built here and kept for the
+   * update() that follows.
    */
   preview (from: Members, to: Members): Remap {
-    const before = this.#placement(from)
-    const after = this.#placement(to)
-    const seen = new Set<number>()
     const tally = new FlowTally()
-    const sampled = this.#sampleFull ? KEY_SAMPLE : this.#sampleAt
-    for (let i = 0; i < sampled; i++) {
-      const hash = this.#sample[i]!
-      if (seen.has(hash)) continue
-      seen.add(hash)
-      const a = ownerOf(before, hash)
-      if (a === undefined) continue
-      const b = ownerOf(after, hash)
-      if (b?.id !== a.id) tally.add(a.id, b?.id ?? null)
+    // In ascending order, each distinct key once: duplicates sit side by side.
+    const keys = this.#sample.slice(0, this.#sampleFull ? KEY_SAMPLE : this.#sampleAt)
+    sortByPoint(keys, undefined, keys.length)
+    let distinct = 0
+    const moves = (before: Upstream | undefined, after: Upstream | undefined): void => {
+      if (before !== undefined && after?.id !== before.id) tally.add(before.id, after?.id ?? null)
     }
-    return tally.result('sampled', seen.size)
+    const ring = this.#ring
+    if (ring !== undefined) {
+      // One ring lookup per key serves both sides: the live answer, or a walk from there.
+      const before = from === this.#members ? undefined : lookupIf(ring, from.all, from.eligibleMask, this.#vnodes)
+      const after = to === this.#members ? undefined : lookupIf(ring, to.all, to.eligibleMask, this.#vnodes)
+      const owners = ring.owners
+      const live = (pos: number): Upstream | undefined => {
+        const r = pos === -1 ? -1 : ring.resolved(pos)
+        return r === -1 ? undefined : owners[r >> 1]
+      }
+      for (let i = 0; i < keys.length; i++) {
+        const hash = keys[i]!
+        if (i > 0 && hash === keys[i - 1]) continue
+        distinct++
+        const pos = ring.size > 0 ? ring.slot(hash) : -1
+        moves(before === undefined ? live(pos) : from.all[before(hash, pos)], after === undefined ? live(pos) : to.all[after(hash, pos)])
+      }
+    } else {
+      const before = this.#maglevPlacement(from)
+      const after = this.#maglevPlacement(to)
+      for (let i = 0; i < keys.length; i++) {
+        const hash = keys[i]!
+        if (i > 0 && hash === keys[i - 1]) continue
+        distinct++
+        moves(ownerOf(before, hash), ownerOf(after, hash))
+      }
+    }
+    return tally.result('sampled', distinct)
   }
 
-  #placement (members: Members): Placement {
-    if (members === this.#members && this.#table !== undefined) return { table: this.#table, resolved: this.#resolved, all: this.#all }
+  /** The Maglev table for `members`, resolved: the live one, or one built (and kept for update()). */
+  #maglevPlacement (members: Members): Placement<Upstream> {
+    if (members === this.#members && this.#placement !== undefined) return this.#placement
     const signature = signatureOf(members)
-    const table = signature === this.#signature && this.#table !== undefined ? this.#table : this.#tableFor(signature, members)
-    return { table, resolved: resolveEligible(table, members.eligibleMask), all: members.all }
+    const table = signature === this.#signature && this.#maglev !== undefined ? this.#maglev : this.#maglevFor(signature, members)
+    const placement = new ResolvedTable(table, members.eligibleMask, members.all)
+    // The 'remap' event previews the snapshot the balancer then applies: keep its successors too.
+    if (this.#pending?.table === table) Object.assign(this.#pending, { members, placement })
+    else this.#pending = { signature, table, members, placement }
+    return placement
   }
 
-  #tableFor (signature: string, members: Members): HashTable {
+  #maglevFor (signature: string, members: Members): Maglev {
     if (this.#pending?.signature === signature) return this.#pending.table
     const ids = members.all.map(u => u.id)
     const weights = members.all.map(u => u.weight)
-    const table = this.#algorithm === 'ring'
-      ? new Ring(ids, weights, this.#vnodes)
-      : new Maglev(ids, weights, Math.max(this.#tableSize, nextPrime(ids.length)))
+    const table = new Maglev(ids, weights, Math.max(this.#tableSize, nextPrime(ids.length)))
     this.#pending = { signature, table }
     return table
   }
 
   /** The upstream for a key hash: its owner, else its first eligible successor. */
   pickHash (hash: number, choice: Choice): Upstream | undefined {
-    const table = this.#table
+    const table = this.#placement
     if (table === undefined || table.size === 0) return undefined
     const pos = table.slot(hash)
-    const resolved = this.#resolved
-    const r = resolved[pos]!
+    const r = table.resolved(pos)
     if (r === -1) return undefined
     const first = r >> 1
+    const owners = table.owners
     if (this.#factor === 0 && choice.tried === undefined) {
       choice.reason = (r & 1) === 0 ? 'hash' : 'successor'
-      return this.#all[first]
+      return owners[first]
     }
     // Walk forward to the first owner that is neither already tried nor over its
     // bounded-load cap (HAProxy lb_chash.c chash_server_is_eligible).
     const slots = this.#factor === 0 ? 0 : Math.ceil((this.#members!.totals.load + 1) * this.#factor)
-    const size = table.size
     let last = -1
-    for (let k = 0; k < size; k++) {
-      let p = pos + k
-      if (p >= size) p -= size
-      const o = resolved[p]! >> 1
+    for (let k = 0, p = pos; k < table.size; k++, p = table.next(p)) {
+      const o = table.resolved(p) >> 1
       if (o === last) continue
       last = o
-      const u = this.#all[o]!
+      const u = owners[o]!
       if (choice.avoids(u)) continue
       if (slots !== 0 && u.load >= Math.ceil(slots * u.weight / this.#eligibleWeight)) continue
       choice.reason = o !== first ? (choice.tried === undefined ? 'spill' : 'successor') : ((r & 1) === 0 ? 'hash' : 'successor')
@@ -210,16 +251,16 @@ export class ConsistentHash implements Strategy {
   }
 }
 
-/** What a table depends on: ids and weights, in Members order. */
+/** What a Maglev table depends on: ids and weights, in Members order. */
 function signatureOf (members: Members): string {
   return members.all.map(u => `${u.id}\u0000${u.weight}`).join('\u0001')
 }
 
 /** A key's first eligible owner in a placement (bounded loads aside). */
-function ownerOf (p: Placement, hash: number): Upstream | undefined {
-  if (p.table.size === 0) return undefined
-  const r = p.resolved[p.table.slot(hash)]!
-  return r === -1 ? undefined : p.all[r >> 1]
+function ownerOf (p: Placement<Upstream>, hash: number): Upstream | undefined {
+  if (p.size === 0) return undefined
+  const r = p.resolved(p.slot(hash))
+  return r === -1 ? undefined : p.owners[r >> 1]
 }
 
 function isPrime (n: number): boolean {

@@ -1,0 +1,310 @@
+// Membership-change benchmark (the BUILT packages: run `tsc -b` first, or
+// `npm run bench:membership`): how long a membership or health change blocks the event
+// loop at fleet scale, and what a rolling deploy does to requests in flight.
+//
+// Method. This process is the balancer: @affinity/core's forwarder (balancer.choose +
+// balancer.forward) on a plain node:http server, with what an app attaches that runs on
+// every change: a 'remap' listener, Prometheus metrics (createMetrics) and state-change
+// logging (logStateChanges, to a logger that drops lines). The upstreams (a few node:http
+// servers on 127.0.0.2, 127.0.0.3, … behind N upstream ids, each with its own URL path and
+// undici pool) and the load generator (autocannon, --connections keep-alive connections
+// cycling --users returning users, each with its own x-user header, X-Forwarded-For
+// address and, for stickyCookie, the balancer cookie of its first visit) run in child
+// processes, so nothing else runs on the measured event loop.
+// For each fleet size N (--sizes) and strategy (--strategies):
+//   steady  --steady s of traffic, no change            → request p99, event-loop delay
+//   roll    every upstream replaced one by one while traffic flows: add the new one,
+//           drain the old one, remove it (--changes: only the first K), --interval-ms
+//           apart; then a health phase: min(K, 50) upstreams drained and undrained
+//           (drain and undrain take the same path as down and up: a new Members
+//           snapshot, the remap preview, strategy.update with one upstream's eligibility
+//           flipped)                                    → request p99, event-loop delay
+//   preview after the roll, five pairs of Balancer.preview() calls (one add, one remove)
+// Blocking per change is the change call timed directly (performance.now() around
+// balancer.add / drain / undrain / remove, listeners included): max and p99 per kind,
+// and the case's first change apart (the first of a kind in the process runs code V8
+// has not optimised yet), with the process CPU time it took (process.cpuUsage: on a
+// busy machine the wall time also counts time the process waited for a core; on a
+// quiet one the two agree).
+// The event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms timer) is reported for
+// steady state and for the roll: its max is the longest the loop was blocked by
+// anything. CPU per request is this process's CPU time (process.cpuUsage) over the
+// responses in the phase.
+// --core label=path[,label=path]: compare builds of @affinity/core in one interleaved
+// run (e.g. base=/tmp/base/packages/core/dist/index.js,new=@affinity/core): each case is
+// run for every build in turn, the order alternating from one case to the next.
+//
+// Usage: node bench/membership.js [--sizes 100,1000] [--strategies a,b] [--changes K]
+//          [--interval-ms 10] [--steady 3] [--warmup 1] [--connections 16] [--users 2000]
+//          [--servers 4] [--core label=path,…] [--json] [--list]
+// Figures are printed, never asserted. The machine must be quiet for figures to quote.
+import { fork } from 'node:child_process'
+import { once } from 'node:events'
+import fs from 'node:fs'
+import http from 'node:http'
+import os from 'node:os'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { die as dieWith, list, parseArgs as parseWith } from './args.js'
+import { machine, machineLines } from './machine.js'
+import { runLoad } from './membership/load.js'
+import { report } from './membership/report.js'
+import { runUpstreams } from './membership/upstreams.js'
+import { round } from './numbers.js'
+import { makeUsers } from './proxy/users.js'
+
+const SELF = fileURLToPath(import.meta.url)
+const SECRET = 'bench-membership-secret-0123456789abcdef-0123'
+/** monitorEventLoopDelay's sampling timer (ms): blocking shorter than this shows as up to this much delay. */
+const RESOLUTION = 1
+const HEALTH_FLIPS = 50
+
+/** The strategies, as an app would configure them. */
+const STRATEGIES = {
+  roundRobin: (c) => c.roundRobin(),
+  leastConnections: (c) => c.leastConnections(),
+  stickyCookie: (c) => c.stickyCookie({ secret: SECRET }),
+  'stickyCookie+cap': (c) => c.stickyCookie({ secret: SECRET, sessionBalanceFactor: 1.25 }),
+  stickyIp: (c) => c.stickyIp(),
+  'stickyIp+cap': (c) => c.stickyIp({ sessionBalanceFactor: 1.25 }),
+  hashRing: (c) => c.consistentHash({ key: { header: 'x-user' } }),
+  'hashRing+bf': (c) => c.consistentHash({ key: { header: 'x-user' }, balanceFactor: 1.25 }),
+  hashMaglev: (c) => c.consistentHash({ key: { header: 'x-user' }, algorithm: 'maglev' }),
+  'hashMaglev+bf': (c) => c.consistentHash({ key: { header: 'x-user' }, algorithm: 'maglev', balanceFactor: 1.25 }),
+  ipHash: (c) => c.ipHash(),
+}
+
+function parseArgs (argv) {
+  const help = fs.readFileSync(SELF, 'utf8').split('\n').filter(l => l.startsWith('//')).map(l => l.slice(3)).join('\n')
+  const o = parseWith(argv, {
+    script: 'bench/membership.js',
+    help,
+    defaults: { sizes: [100, 1000], strategies: Object.keys(STRATEGIES), changes: undefined, intervalMs: 10, steady: 3, warmup: 1, connections: 16, users: 2000, servers: 4, cores: [{ label: 'built', path: '@affinity/core' }], json: false, list: false, role: undefined },
+    flags: { '--json': o => { o.json = true }, '--list': o => { o.list = true } },
+    values: {
+      '--sizes': (o, v) => { o.sizes = list(v).map(Number) },
+      '--strategies': (o, v) => { o.strategies = list(v) },
+      '--changes': (o, v) => { o.changes = Number(v) },
+      '--interval-ms': (o, v) => { o.intervalMs = Number(v) },
+      '--steady': (o, v) => { o.steady = Number(v) },
+      '--warmup': (o, v) => { o.warmup = Number(v) },
+      '--connections': (o, v) => { o.connections = Number(v) },
+      '--users': (o, v) => { o.users = Number(v) },
+      '--servers': (o, v) => { o.servers = Number(v) },
+      '--core': (o, v) => { o.cores = list(v).map(s => { const eq = s.indexOf('='); return eq === -1 ? { label: s, path: s } : { label: s.slice(0, eq), path: s.slice(eq + 1) } }) },
+      '--role': (o, v) => { o.role = v },
+    },
+  })
+  const die = (m) => dieWith('bench/membership.js', m)
+  for (const n of o.sizes) if (!Number.isInteger(n) || n < 2 || n > 60_000) die('--sizes: expected integers from 2 to 60000')
+  for (const s of o.strategies) if (!Object.hasOwn(STRATEGIES, s)) die(`--strategies: unknown ${s} (${Object.keys(STRATEGIES).join(', ')})`)
+  if (o.changes !== undefined && !(Number.isInteger(o.changes) && o.changes >= 1)) die('--changes: expected an integer ≥ 1')
+  if (!(o.intervalMs >= 0)) die('--interval-ms: expected ms ≥ 0')
+  if (!(o.steady > 0) || !(o.warmup >= 0)) die('--steady: expected seconds > 0; --warmup: seconds ≥ 0')
+  if (!Number.isInteger(o.connections) || o.connections < 1 || !Number.isInteger(o.users) || o.users < o.connections) die('--connections ≥ 1 and --users ≥ --connections, integers')
+  if (!Number.isInteger(o.servers) || o.servers < 1 || o.servers > 200) die('--servers: expected an integer from 1 to 200')
+  return o
+}
+
+// ───────────────────────────── children ─────────────────────────────
+
+function child (role, args = []) {
+  const proc = fork(SELF, ['--role', role, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
+  const expect = (type) => new Promise((resolve, reject) => {
+    const onMessage = (m) => { if (m?.type === type) { proc.off('message', onMessage); proc.off('exit', onExit); resolve(m) } }
+    const onExit = (code) => { proc.off('message', onMessage); reject(new Error(`${role} child exited (${code})`)) }
+    proc.on('message', onMessage)
+    proc.once('exit', onExit)
+  })
+  const ask = (msg, type) => { const p = expect(type); proc.send(msg); return p }
+  return { proc, expect, ask }
+}
+
+// ───────────────────────────── one case ─────────────────────────────
+
+const parseCookies = (header) => {
+  const out = {}
+  if (header === undefined) return out
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq > 0) out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim()
+  }
+  return out
+}
+
+/** Generation g's N upstreams: id `10.g.x.y:8080` (as DNS discovery names them), path /u<g>-<i> on server i mod S. */
+const generation = (origins, g, n) => Array.from({ length: n }, (_, i) => ({ url: `${origins[i % origins.length]}/u${g}-${i}`, id: `10.${g}.${i >> 8}.${i & 255}:8080` }))
+
+const ms = (t0) => performance.now() - t0
+const cpuSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6 }
+const loopFigures = (h) => ({ max: round(h.max / 1e6, 1), p99: round(h.percentile(99) / 1e6, 1) })
+
+async function runCase ({ core, label }, name, n, opts, ctx) {
+  const { load, origins, histogram } = ctx
+  const balancer = core.createBalancer({ upstreams: generation(origins, 0, n), strategy: STRATEGIES[name](core), name: 'bench' })
+  let moved = 0
+  balancer.on('remap', (r) => { moved += r.moved })
+  const metrics = await core.createMetrics(balancer)
+  const nothing = () => {}
+  const stopLogging = core.logStateChanges(balancer, { debug: nothing, info: nothing, warn: nothing })
+  const server = http.createServer((req, res) => {
+    const route = { method: req.method, url: req.url, headers: req.headers, ip: req.headers['x-forwarded-for'], cookies: parseCookies(req.headers.cookie), protocol: 'http' }
+    const c = balancer.choose(route)
+    if (typeof c.then === 'function') c.then(choice => balancer.forward(choice, req, res, { path: req.url }))
+    else balancer.forward(c, req, res, { path: req.url })
+  })
+  server.keepAliveTimeout = 120_000
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const port = server.address().port
+  const row = { strategy: name, core: label, n }
+  try {
+    row.primeFailures = (await load.ask({ type: 'prime', port }, 'primed')).failed
+    if (opts.warmup > 0) await load.ask({ type: 'run', port, connections: opts.connections, seconds: opts.warmup }, 'result')
+
+    histogram.reset()
+    let cpu0 = cpuSeconds()
+    const steady = await load.ask({ type: 'run', port, connections: opts.connections, seconds: opts.steady }, 'result')
+    row.steady = { ...summarize(steady), loop: loopFigures(histogram), cpuUsPerReq: round((cpuSeconds() - cpu0) / steady.responses * 1e6, 1) }
+
+    const old = generation(origins, 0, n)
+    const fresh = generation(origins, 1, n)
+    const k = Math.min(n, opts.changes ?? n)
+    const times = { add: [], drain: [], undrain: [], remove: [] }
+    const cpu = { add: [], drain: [], undrain: [], remove: [] }
+    const later = []
+    const timed = (kind, fn) => {
+      const c0 = process.cpuUsage()
+      const t0 = performance.now()
+      fn()
+      const wall = ms(t0)
+      times[kind].push(wall)
+      const c = process.cpuUsage(c0)
+      cpu[kind].push((c.user + c.system) / 1000)
+      if (row.firstMs === undefined) row.firstMs = round(wall, 2)
+      else later.push(wall)
+    }
+    const pause = () => (opts.intervalMs > 0 ? sleep(opts.intervalMs) : new Promise(resolve => setImmediate(resolve)))
+    await load.ask({ type: 'start', port, connections: opts.connections }, 'started')
+    await sleep(200) // connections open and traffic flowing before the first change
+    histogram.reset()
+    cpu0 = cpuSeconds()
+    const t0 = performance.now()
+    for (let i = 0; i < k; i++) {
+      timed('add', () => balancer.add(fresh[i]))
+      await pause()
+      timed('drain', () => { balancer.drain(old[i].id) })
+      await pause()
+      timed('remove', () => balancer.remove(old[i].id))
+      await pause()
+    }
+    for (let i = 0; i < Math.min(k, HEALTH_FLIPS); i++) {
+      timed('drain', () => { balancer.drain(fresh[i].id) })
+      await pause()
+      timed('undrain', () => balancer.undrain(fresh[i].id))
+      await pause()
+    }
+    row.rollSeconds = round(ms(t0) / 1000, 1)
+    const roll = await load.ask({ type: 'stop' }, 'result')
+    row.roll = { ...summarize(roll), loop: loopFigures(histogram), cpuUsPerReq: round((cpuSeconds() - cpu0) / roll.responses * 1e6, 1) }
+    row.changes = Object.fromEntries(Object.entries(times).map(([kind, xs]) => [kind, stats(xs)]))
+    row.changes.all = stats(Object.values(times).flat())
+    row.changes.later = stats(later)
+    row.cpu = Object.fromEntries(Object.entries(cpu).map(([kind, xs]) => [kind, stats(xs)]))
+    row.cpu.all = stats(Object.values(cpu).flat())
+    row.remapMoved = moved
+    // Balancer.preview(): an explicit what-if, off the change path (it may be slower).
+    const previews = []
+    for (let i = 0; i < 5; i++) {
+      const t1 = performance.now()
+      balancer.preview({ add: { url: `${origins[0]}/preview-${i}`, id: `10.9.0.${i}:8080` } })
+      balancer.preview({ remove: fresh[i % k].id })
+      previews.push(ms(t1) / 2)
+    }
+    row.previewMs = stats(previews)
+  } finally {
+    stopLogging()
+    metrics.close()
+    server.closeAllConnections()
+    server.close()
+    await balancer.close()
+  }
+  return row
+}
+
+function summarize (r) {
+  return { rps: round(r.rps, 0), p50: round(r.p50, 2), p99: round(r.p99, 2), max: round(r.max, 1), responses: r.responses, non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts }
+}
+
+function stats (xs) {
+  if (xs.length === 0) return { count: 0 }
+  const s = [...xs].sort((a, b) => a - b)
+  const at = (p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))]
+  return { count: s.length, median: round(at(50), 2), p99: round(at(99), 2), max: round(s[s.length - 1], 2) }
+}
+
+// ───────────────────────────── main ─────────────────────────────
+
+async function main (opts) {
+  if (opts.list) { for (const s of Object.keys(STRATEGIES)) process.stdout.write(`${s}\n`); return }
+  const out = opts.json ? process.stderr : process.stdout
+  const args = process.argv.slice(2).join(' ')
+  const command = process.env.npm_lifecycle_event === 'bench:membership' ? `npm run bench:membership${args ? ` -- ${args}` : ''}` : `node bench/membership.js${args ? ` ${args}` : ''}`
+  const host = machine()
+  const loadStart = os.loadavg().map(x => round(x, 2))
+  out.write([
+    'Membership changes at fleet scale (bench/membership.js)',
+    '',
+    ...machineLines(host, command, 10),
+    `load:     ${loadStart.join(' ')} (1/5/15-min load average at start; the machine must be quiet for figures to quote)`,
+    `method:   balancer = @affinity/core forwarder on node:http in this process (remap listener, metrics, logging attached);`,
+    `          ${opts.servers} upstream servers (127.0.0.2…) behind N ids and autocannon (${opts.connections} connections, ${opts.users} users) in child processes;`,
+    `          per N and strategy: ${opts.steady} s steady, then a roll: add new, drain old, remove old, for ${opts.changes === undefined ? 'every' : `the first ${opts.changes}`} upstream(s), ${opts.intervalMs} ms apart,`,
+    `          then ${HEALTH_FLIPS} drain/undrain pairs; blocking per change = the change call timed directly; loop delay = monitorEventLoopDelay.`,
+    '',
+  ].join('\n') + '\n')
+
+  const cores = []
+  for (const c of opts.cores) cores.push({ label: c.label, core: await import(c.path) })
+  const upstreams = child('upstreams', ['--servers', String(opts.servers)])
+  const { origins } = await upstreams.expect('ready')
+  const load = child('load')
+  await load.expect('ready')
+  load.proc.send({ type: 'users', users: makeUsers(opts.users) })
+  const histogram = monitorEventLoopDelay({ resolution: RESOLUTION })
+  histogram.enable()
+  const rows = []
+  let turn = 0
+  try {
+    for (const n of opts.sizes) {
+      for (const name of opts.strategies) {
+        const order = turn++ % 2 === 0 ? cores : [...cores].reverse()
+        for (const c of order) {
+          process.stderr.write(`  … N=${n} ${name}${cores.length > 1 ? ` [${c.label}]` : ''}\n`)
+          const row = await runCase(c, name, n, opts, { load, origins, histogram })
+          rows.push(row)
+          process.stderr.write(`    all changes: max ${row.changes.all.max} ms, p99 ${row.changes.all.p99} ms (CPU max ${row.cpu.all.max}, p99 ${row.cpu.all.p99}); request p99 ${row.steady.p99} → ${row.roll.p99} ms\n`)
+        }
+      }
+    }
+  } finally {
+    upstreams.proc.kill('SIGTERM')
+    load.proc.kill('SIGTERM')
+  }
+  const loadEnd = os.loadavg().map(x => round(x, 2))
+  out.write(report(rows, cores.length > 1) + `\nload average at end: ${loadEnd.join(' ')}\n`)
+  if (opts.json) process.stdout.write(JSON.stringify({ machine: host, command, date: new Date().toISOString(), loadAverage: { start: loadStart, end: loadEnd }, params: { ...opts, cores: opts.cores }, rows }, null, 2) + '\n')
+}
+
+const opts = parseArgs(process.argv.slice(2))
+if (opts.role === 'upstreams') await runUpstreams(opts.servers)
+else if (opts.role === 'load') await runLoad()
+else {
+  try {
+    await main(opts)
+  } catch (err) {
+    process.stderr.write(`${err?.stack ?? err}\n`)
+    process.exitCode = 1
+  }
+}

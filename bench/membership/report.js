@@ -1,0 +1,62 @@
+// The tables of bench/membership.js: blocking per change, then traffic steady vs roll.
+
+function table (title, cols, rows, notes = []) {
+  const cells = rows.map(r => cols.map(c => { const v = c.get(r); return v === undefined || v === null ? '—' : String(v) }))
+  const widths = cols.map((c, i) => Math.max(c.label.length, ...cells.map(r => r[i].length)))
+  const line = (vals) => vals.map((v, i) => (cols[i].left ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ').trimEnd()
+  return [title, '', line(cols.map(c => c.label)), widths.map(w => '─'.repeat(w)).join('  '), ...cells.map(line), ...notes].join('\n') + '\n'
+}
+
+const pair = (s) => (s === undefined || s.count === 0 ? undefined : `${s.max} / ${s.p99}`)
+
+export function report (rows, withCore) {
+  const who = [
+    { label: 'N', get: r => r.n },
+    { label: 'strategy', left: true, get: r => r.strategy },
+    ...(withCore ? [{ label: 'core', left: true, get: r => r.core }] : []),
+  ]
+  const blocking = table(
+    'Blocking per change, ms (max / p99), the change call timed directly',
+    [
+      ...who,
+      { label: 'changes', get: r => r.changes.all.count },
+      { label: 'add', get: r => pair(r.changes.add) },
+      { label: 'drain', get: r => pair(r.changes.drain) },
+      { label: 'undrain', get: r => pair(r.changes.undrain) },
+      { label: 'remove', get: r => pair(r.changes.remove) },
+      { label: 'all', get: r => pair(r.changes.all) },
+      { label: 'first', get: r => r.firstMs },
+      { label: 'all but first', get: r => pair(r.changes.later) },
+      { label: '≤ 10 ms', get: r => (r.changes.all.max <= 10 ? 'yes' : r.changes.later.max <= 10 ? 'after 1st' : 'NO') },
+      { label: 'CPU ms, all', get: r => pair(r.cpu.all) },
+      { label: 'CPU median', get: r => r.cpu.all.median },
+      { label: 'preview()', get: r => (r.previewMs === undefined ? undefined : `${r.previewMs.median} / ${r.previewMs.max}`) },
+    ],
+    rows,
+    [
+      '',
+      'drain/undrain take the path a health change (down/up) takes: new Members, remap preview, strategy.update.',
+      'first = the case\'s first change; the first of its kind in the process runs code V8 has not optimised yet (JIT warm-up).',
+      'CPU = process CPU time during the call (process.cpuUsage, 1 µs): what the change costs; wall time ≥ CPU on a busy machine.',
+      'preview() = Balancer.preview(), ms per call (median / max of 5 pairs: one add, one remove): an explicit what-if, not on the change path.',
+    ],
+  )
+  const traffic = table(
+    'Traffic: steady state → during the roll',
+    [
+      ...who,
+      { label: 'req/s', get: r => `${r.steady.rps} → ${r.roll.rps}` },
+      { label: 'µs CPU/req', get: r => `${r.steady.cpuUsPerReq} → ${r.roll.cpuUsPerReq}` },
+      { label: 'req p50 ms', get: r => `${r.steady.p50} → ${r.roll.p50}` },
+      { label: 'req p99 ms', get: r => `${r.steady.p99} → ${r.roll.p99}` },
+      { label: 'req max ms', get: r => `${r.steady.max} → ${r.roll.max}` },
+      { label: 'loop delay max ms', get: r => `${r.steady.loop.max} → ${r.roll.loop.max}` },
+      { label: 'loop p99 ms', get: r => `${r.steady.loop.p99} → ${r.roll.loop.p99}` },
+      { label: 'roll s', get: r => r.rollSeconds },
+      { label: 'errors', get: r => r.steady.errors + r.roll.errors + r.steady.non2xx + r.roll.non2xx + r.primeFailures },
+    ],
+    rows,
+    ['', 'errors: non-2xx responses and socket errors, steady + roll + the users\' first visits.'],
+  )
+  return `${blocking}\n${traffic}`
+}

@@ -98,11 +98,14 @@ function single<App> (h: Pick<AdapterHarness<App>, 'startMounts'>): AdapterHarne
   }
 }
 
-/** Fastify: `app.register(affinity, { prefix, rewritePrefix, websocket, ...source })` per mount. */
-export function fastifyHarness (fastifyOptions: FastifyServerOptions = {}): AdapterHarness<FastifyInstance> {
+/**
+ * Fastify: `app.register(affinity, { prefix, rewritePrefix, websocket, ...source })` per mount.
+ * `{ http2: true }` makes an h2c app (node:http2; its instance is typed as HTTP/1's here).
+ */
+export function fastifyHarness (fastifyOptions: FastifyServerOptions & { http2?: boolean } = {}): AdapterHarness<FastifyInstance> {
   const h: Pick<AdapterHarness<FastifyInstance>, 'startMounts'> = {
     async startMounts (t, mounts, opts = {}) {
-      const app = Fastify({ ...fastifyOptions, trustProxy: opts.trustProxy ?? false })
+      const app = Fastify({ ...fastifyOptions, trustProxy: opts.trustProxy ?? false } as FastifyServerOptions)
       let closed = false
       const close = async (): Promise<void> => {
         if (closed) return

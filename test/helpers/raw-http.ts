@@ -141,16 +141,12 @@ export const headerOf = (a: RawAnswer, name: string): string | undefined => a.he
 export class FrontConnections {
   readonly #open = new Set<Socket>()
   #waiting: Array<() => void> = []
-  /** Every connection the server has seen close, the last one first. */
-  readonly closed: Socket[] = []
 
   constructor (server: Server | Http2Server) {
     server.on('connection', (socket: Socket) => {
       this.#open.add(socket)
       socket.once('close', () => {
         this.#open.delete(socket)
-        this.closed.unshift(socket)
-        if (this.closed.length > 16) this.closed.length = 16
         const waiting = this.#waiting
         this.#waiting = []
         for (const w of waiting) w()
@@ -160,6 +156,11 @@ export class FrontConnections {
 
   get open (): number {
     return this.#open.size
+  }
+
+  /** The connections open now. */
+  sockets (): Socket[] {
+    return [...this.#open]
   }
 
   /** Resolves once the server has no client connection open (at once when it has none). */

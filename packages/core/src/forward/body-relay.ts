@@ -16,6 +16,12 @@ export class BodyRelay extends Readable {
   constructor (source: Readable) {
     super()
     this.#source = source
+    // A relay destroyed with an error emits it a tick later. undici listens while the
+    // request runs, and stops once the request has failed (Request.onFinally): a
+    // client that left before the connection was up fails the request in the same
+    // tick its relay is destroyed, and the error would reach nobody — an uncaught
+    // exception that ends the process. The request's own failure carries the cause.
+    this.on('error', ignore)
   }
 
   get started (): boolean {
@@ -30,8 +36,12 @@ export class BodyRelay extends Readable {
       src.once('end', this.#onEnd)
       src.once('error', this.#onError)
       src.once('aborted', this.#onAborted)
-      if (src.readableEnded) this.push(null)
-      // The client left before the upstream asked for its body: nothing will come.
+      // The client left before the upstream asked for its body: nothing will come. An
+      // HTTP/2 request whose stream was reset has *ended* too (node:http2's compat
+      // layer pushes null on close), so 'aborted' is checked first: a cut body must
+      // never reach the upstream as a complete one.
+      if ((src as { aborted?: boolean }).aborted === true) this.#onAborted()
+      else if (src.readableEnded) this.push(null)
       else if (src.destroyed) this.#onAborted()
     }
     this.#source.resume()
@@ -73,3 +83,5 @@ export class BodyRelay extends Readable {
     src.off('aborted', this.#onAborted)
   }
 }
+
+function ignore (): void {}

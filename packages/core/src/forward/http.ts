@@ -8,6 +8,7 @@ import { BodyRelay } from './body-relay.js'
 import { blame, ClientGoneError, IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
 import { isClosed, sendError, type ClientResponse } from './error-response.js'
 import { appendSetCookie, mergeHeaders, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { queuedBehind, watchQueued } from './pipeline.js'
 import { requestTarget } from './target.js'
 
 /** A client request as the adapters hand it over: HTTP/1.x, or HTTP/2 through node:http2's compatibility API. */
@@ -54,7 +55,7 @@ export function forwardHttp (ctx: ForwardContext, choice: Choice, req: ClientReq
   }
   // The client left while the decision was made (an asynchronous stick store, the
   // app's hooks): its 'close' has passed, so nothing would ever abort the attempt.
-  if (isClosed(res)) return
+  if (isClosed(res) || queuedBehind(req, res)?.destroyed === true) return
   new Exchange(ctx, choice, req, res, opts).attempt(choice.upstream)
 }
 
@@ -101,6 +102,8 @@ class Exchange {
     else this.source = opts.body
     if (typeof this.source === 'string' || Buffer.isBuffer(this.source)) fixLength(this.headers, Buffer.byteLength(this.source))
     res.once('close', this.onClose)
+    const conn = queuedBehind(req, res)
+    if (conn !== undefined) watchQueued(conn, this)
   }
 
   attempt (u: Upstream): void {
@@ -156,8 +159,11 @@ class Exchange {
     else this.attempt(next)
   }
 
+  // A response also closes when it is complete, but its attempt is over by then
+  // (`current` cleared), so this only ever stops an attempt still running. (It used to
+  // return on `res.writableFinished`, which an HTTP/2 response reports true once the
+  // client has reset its stream: the attempt then ran on for a client that was gone.)
   onClose = (): void => {
-    if (this.res.writableFinished) return
     this.clientGone = true
     this.current?.abort()
   }
@@ -218,6 +224,11 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.wrote = true
     if (!this.ex.res.write(chunk)) {
+      // A closed response never drains: pausing would hold the attempt in flight for good.
+      if (isClosed(this.ex.res)) {
+        controller.abort(new ClientGoneError('the client response closed'))
+        return
+      }
       controller.pause()
       this.ex.res.once('drain', this.resume)
     }
@@ -236,9 +247,19 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.ex.failed(this, err)
   }
 
+  // 'drain' may come from inside another upstream's parser callback: Node emits it on
+  // the response being sent when a pipelined response behind it buffers a write
+  // (_http_server.js updateOutgoingData → socketOnDrain). undici refuses to resume a
+  // parser from within another one's (Parser.resume: assert(currentParser === null));
+  // the request would fail and be charged to its upstream as a reset. Resumed once
+  // the current callback has returned.
   resume = (): void => {
-    this.controller?.resume()
+    process.nextTick(resumeAttempt, this)
   }
+}
+
+function resumeAttempt (attempt: Attempt): void {
+  attempt.controller?.resume()
 }
 
 function flushHead (attempt: Attempt): void {

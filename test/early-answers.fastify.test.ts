@@ -1,0 +1,5 @@
+import t from 'tap'
+import { fastifyHarness } from './adapters/harness.js'
+import { runEarlyAnswers } from './adapters/early-answers.js'
+
+runEarlyAnswers(t, fastifyHarness())

@@ -7,7 +7,8 @@
  * serves the next request. Clients: curl as an outsider uses it (with and without
  * `Expect: 100-continue`; it stops sending at the answer), and a raw keep-alive client
  * that sends its whole 8 MiB regardless, then another request on the same connection.
- * Run per adapter by early-answers.express.test.ts and early-answers.fastify.test.ts.
+ * Run per adapter by early-answers.express.test.ts and early-answers.fastify.test.ts
+ * (which also runs an HTTP/2 client against a Fastify `http2: true` app).
  */
 import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -17,6 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Test } from 'tap'
 import type { AdapterHarness } from './harness.js'
 import { checkBooks, RawClient, rig, within, type Rig } from './in-flight-rig.js'
+import { connect, send } from '../helpers/h2-client.js'
 
 const UPLOAD = 8 << 20
 const TRIES = 20
@@ -99,6 +101,30 @@ export function runEarlyAnswers (t: Test, h: AdapterHarness): void {
       t.equal(r.b.stats().upstreams[0]!.outcomes['4xx'], TRIES, `${TRIES} answers counted as 4xx`)
       t.equal(seenFor(r, style), TRIES, 'each upload reached the upstream once (never replayed)')
       t.equal(r.seen.filter(s => s.url.startsWith('/after/') && s.bytes === 0 && s.complete).length, TRIES, 'each follow-up request reached the upstream on its own, with no upload bytes in it')
+    })
+  }
+}
+
+/** The same over HTTP/2 (Fastify `http2: true`): each upload a stream on one connection, then a GET on it. */
+export function runEarlyAnswersH2 (t: Test, h: AdapterHarness): void {
+  for (const style of ['early-close', 'early-destroy'] as const) {
+    t.test(`${h.name} (http2): streams uploading 8 MiB each to an upstream that answers 413 at once and ${style === 'early-close' ? 'closes (Connection: close)' : 'destroys the connection'}`, async t => {
+      const r = await rig(t, h, { handle: upstream })
+      const session = connect(r.origin)
+      t.teardown(() => session.destroy())
+      const body = Buffer.alloc(UPLOAD, 'u')
+      const got: string[] = []
+      for (let i = 0; i < TRIES; i++) {
+        const a = await send(session, { method: 'POST', path: `/api/${style}/${i}`, body, chunk: 64 * 1024 })
+        got.push(`${a.status} ${String(a.headers?.['x-early'])} ${a.body.toString()}`)
+      }
+      t.same(got, Array.from({ length: TRIES }, (_, i) => `413 yes upload too large: at most 1 MiB (/${style}/${i})`), `${TRIES} of ${TRIES} uploads got the upstream's 413, its header and its body`)
+      const next = await send(session, { method: 'GET', path: '/api/after/h2' })
+      t.equal(next.status, 200, 'the same connection serves the next request')
+      session.close()
+      await checkBooks(t, r, { aborted: 0 })
+      t.equal(r.b.stats().upstreams[0]!.outcomes['4xx'], TRIES, `${TRIES} answers counted as 4xx`)
+      t.equal(seenFor(r, style), TRIES, 'each upload reached the upstream once (never replayed)')
     })
   }
 }

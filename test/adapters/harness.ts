@@ -8,6 +8,7 @@
  */
 import { once } from 'node:events'
 import type { Server } from 'node:http'
+import type { Http2Server } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import type { Test } from 'tap'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
@@ -61,6 +62,8 @@ export interface Started<App = unknown> {
   /** `url` + the prefix. */
   base: string
   app: App
+  /** The listening server (node:http, or node:http2 for a Fastify `http2: true` app): tests wait on its connections. */
+  server: Server | Http2Server
   close (): Promise<void>
 }
 
@@ -69,6 +72,7 @@ export interface StartedMounts<App = unknown> {
   /** `url` + each mount's prefix, in the order given. */
   bases: string[]
   app: App
+  server: Server | Http2Server
   close (): Promise<void>
 }
 
@@ -82,7 +86,7 @@ export interface AdapterHarness<App = any> {
   startMounts (t: Test, mounts: Mount[], opts?: AppOptions<App>): Promise<StartedMounts<App>>
 }
 
-function originOf (server: Server): string {
+function originOf (server: Server | Http2Server): string {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
@@ -90,22 +94,26 @@ function single<App> (h: Pick<AdapterHarness<App>, 'startMounts'>): AdapterHarne
   return async (t, opts) => {
     const { source, prefix = '/api', rewritePrefix, websocket, metrics, statusPage, ...appOpts } = opts
     const m = await h.startMounts(t, [{ source, prefix, rewritePrefix, websocket, metrics, statusPage }], appOpts)
-    return { url: m.url, base: m.bases[0]!, app: m.app, close: m.close }
+    return { url: m.url, base: m.bases[0]!, app: m.app, server: m.server, close: m.close }
   }
 }
 
-/** Fastify: `app.register(affinity, { prefix, rewritePrefix, websocket, ...source })` per mount. */
-export function fastifyHarness (fastifyOptions: FastifyServerOptions = {}): AdapterHarness<FastifyInstance> {
+/**
+ * Fastify: `app.register(affinity, { prefix, rewritePrefix, websocket, ...source })` per mount.
+ * `{ http2: true }` makes an h2c app (node:http2; its instance is typed as HTTP/1's here).
+ */
+export function fastifyHarness (fastifyOptions: FastifyServerOptions & { http2?: boolean } = {}): AdapterHarness<FastifyInstance> {
   const h: Pick<AdapterHarness<FastifyInstance>, 'startMounts'> = {
     async startMounts (t, mounts, opts = {}) {
-      const app = Fastify({ ...fastifyOptions, trustProxy: opts.trustProxy ?? false })
+      const app = Fastify({ ...fastifyOptions, trustProxy: opts.trustProxy ?? false } as FastifyServerOptions)
       let closed = false
       const close = async (): Promise<void> => {
         if (closed) return
         closed = true
         const done = app.close()
         // Anything still open (a hanging request, a keep-alive socket) must not hold the teardown.
-        app.server.closeAllConnections()
+        // (An http2 server has no closeAllConnections: Fastify closes its sessions itself.)
+        ;(app.server as Partial<Server>).closeAllConnections?.()
         await done
       }
       t.teardown(close)
@@ -123,7 +131,7 @@ export function fastifyHarness (fastifyOptions: FastifyServerOptions = {}): Adap
       await opts.afterMount?.(app)
       await app.listen({ port: 0, host: '127.0.0.1' })
       const url = originOf(app.server)
-      return { url, bases: mounts.map(m => url + m.prefix), app, close }
+      return { url, bases: mounts.map(m => url + m.prefix), app, server: app.server, close }
     },
   }
   return { name: 'fastify', supportsRewritePrefix: true, startMounts: h.startMounts, start: single(h) }
@@ -173,7 +181,7 @@ export function expressHarness (factory: ExpressFactory = express, name = 'expre
       await once(server, 'listening')
       for (const [i, lb] of lbs.entries()) if (mounts[i]!.websocket ?? true) server.on('upgrade', lb.upgrade)
       const url = originOf(server)
-      return { url, bases: mounts.map(m => url + m.prefix), app, close }
+      return { url, bases: mounts.map(m => url + m.prefix), app, server, close }
     },
   }
   return { name, supportsRewritePrefix: false, startMounts: h.startMounts, start: single(h) }

@@ -100,6 +100,48 @@ export async function startUpstream (name: string, listen: { host?: string, port
       req.on('end', () => req.socket.destroy())
       return
     }
+    if (path === '/early-close' || path === '/early-destroy') {
+      // An early answer (RFC 9112 §9.6): 413 before reading the upload, then the
+      // connection closed — by Node after `Connection: close`, or destroyed outright.
+      // Either way the unread body makes the kernel reset the connection.
+      const body = `upload too large (${name})`
+      const headers = { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'x-served-by': name }
+      if (path === '/early-close') {
+        res.writeHead(413, { ...headers, connection: 'close' }).end(body)
+      } else {
+        res.writeHead(413, headers).end(body, () => req.socket.destroy())
+      }
+      return
+    }
+    if (path === '/sse') {
+      // Head at once, then a few events with pauses between them.
+      req.resume()
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-served-by': name })
+      res.flushHeaders()
+      let n = Number(url.searchParams.get('events') ?? 3)
+      const next = (): void => {
+        if (n-- === 0) { res.end(); return }
+        res.write(`data: ${name} ${n}\n\n`)
+        timer = setTimeout(next, Number(url.searchParams.get('gap') ?? 10))
+      }
+      let timer = setTimeout(next, 0)
+      res.once('close', () => clearTimeout(timer))
+      return
+    }
+    if (path === '/trailers') {
+      // A chunked answer with a trailer field, after the whole request body.
+      const h = createHash('sha256')
+      req.on('data', (c: Buffer) => h.update(c))
+      req.on('end', () => {
+        // (A HEAD answer has no body, so no chunked coding to carry trailers: Node refuses them.)
+        if (req.method === 'HEAD') { res.writeHead(200, { 'x-served-by': name }).end(); return }
+        res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum', 'x-served-by': name })
+        res.write(`${name} `)
+        res.addTrailers({ 'x-checksum': h.digest('hex') })
+        res.end('done')
+      })
+      return
+    }
     if (path === '/hop') {
       res.writeHead(200, {
         connection: 'x-upstream-private, keep-alive',

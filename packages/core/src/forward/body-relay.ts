@@ -18,10 +18,11 @@ export class BodyRelay extends Readable {
   constructor (source: Readable) {
     super()
     this.#source = source
-    // undici hears the relay's errors while it sends the body. One raised after it
-    // gave up on the request — undici's first read, before it writes a byte, finds
-    // the client already gone, then learns the attempt is aborted — reaches no one,
-    // and an 'error' nobody listens to is an uncaught exception: the process would die.
+    // A relay destroyed with an error emits it a tick later. undici listens while the
+    // request runs, and stops once the request has failed (Request.onFinally): a
+    // client that left before the connection was up fails the request in the same
+    // tick its relay is destroyed, and the error would reach nobody — an uncaught
+    // exception that ends the process. The request's own failure carries the cause.
     this.on('error', ignore)
   }
 
@@ -37,9 +38,13 @@ export class BodyRelay extends Readable {
       src.once('end', this.#onEnd)
       src.once('error', this.#onError)
       src.once('aborted', this.#onAborted)
-      if (src.readableEnded) this.push(null)
-      // The client left before the upstream asked for its body: nothing will come.
-      // (undici first calls read(0) before it listens for errors: fail on the next tick.)
+      // The client left before the upstream asked for its body: nothing will come. An
+      // HTTP/2 request whose stream was reset has *ended* too (node:http2's compat
+      // layer pushes null on close), so 'aborted' is checked first: a cut body must
+      // never reach the upstream as a complete one. (undici first calls read(0) before
+      // it listens for errors: fail on the next tick.)
+      if ((src as { aborted?: boolean }).aborted === true) process.nextTick(this.#onAborted)
+      else if (src.readableEnded) this.push(null)
       else if (src.destroyed) process.nextTick(this.#onAborted)
     }
     this.#source.resume()

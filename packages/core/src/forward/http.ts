@@ -5,10 +5,11 @@ import type { Dispatcher } from 'undici'
 import type { Choice } from '../model/choice.js'
 import type { Upstream } from '../model/upstream.js'
 import { BodyRelay } from './body-relay.js'
-import { IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
+import { ClientGoneError, IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
 import { cutResponse, isClosed, sendError, type ClientResponse, type ErrorAnswer } from './error-response.js'
 import { Attempt, Exchange } from './exchange.js'
 import { responseHeaderList, upstreamRequestHeaders } from './headers.js'
+import { queuedBehind, watchQueued } from './pipeline.js'
 import { requestTarget } from './target.js'
 
 /** A client request as the adapters hand it over: HTTP/1.x, or HTTP/2 through node:http2's compatibility API. */
@@ -55,7 +56,7 @@ export function forwardHttp (ctx: ForwardContext, choice: Choice, req: ClientReq
   }
   // The client left while the decision was made (an asynchronous stick store, the
   // app's hooks): its 'close' has passed, so nothing would ever abort the attempt.
-  if (isClosed(res)) return
+  if (isClosed(res) || queuedBehind(req, res)?.destroyed === true) return
   new HttpExchange(ctx, choice, req, res, opts).attempt(choice.upstream)
 }
 
@@ -101,6 +102,8 @@ class HttpExchange extends Exchange {
     // never drain (lib/internal/http2/core.js, onStreamClose). 'aborted' is all that
     // tells; destroying the response then closes it, as Node does for other codes.
     if ((req as Partial<Http2ServerRequest>).stream !== undefined) req.once('aborted', () => { res.destroy() })
+    const conn = queuedBehind(req, res)
+    if (conn !== undefined) watchQueued(conn, this)
   }
 
   protected dispatch (u: Upstream): Attempt {
@@ -142,12 +145,12 @@ class HttpExchange extends Exchange {
     return isClosed(this.res)
   }
 
+  // A response also closes when it is complete, but its attempt is over by then
+  // (`current` cleared), so this only ever stops an attempt still running. (It used to
+  // return on `res.writableFinished`, which an HTTP/2 response reports true once the
+  // client has reset its stream: the attempt then ran on for a client that was gone.)
   onClose = (): void => {
-    // Ended by us (the whole answer relayed, or our own error): nothing to abort. Not
-    // `writableFinished`: node:http2 marks a stream the client reset (RST_STREAM) as
-    // finished, and its compatibility response reads that, so a reset mid-body would
-    // leave the upstream request running and counted in flight.
-    if (!this.res.writableEnded) this.clientLeft()
+    this.clientLeft()
   }
 }
 
@@ -180,6 +183,11 @@ class HttpAttempt extends Attempt implements Dispatcher.DispatchHandler {
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.wrote = true
     if (!this.ex.res.write(chunk)) {
+      // A closed response never drains: pausing would hold the attempt in flight for good.
+      if (isClosed(this.ex.res)) {
+        controller.abort(new ClientGoneError('the client response closed'))
+        return
+      }
       controller.pause()
       this.ex.res.once('drain', this.resume)
     }
@@ -194,9 +202,19 @@ class HttpAttempt extends Attempt implements Dispatcher.DispatchHandler {
     this.settle(this.outcome, statusKind(this.statusCode))
   }
 
+  // 'drain' may come from inside another upstream's parser callback: Node emits it on
+  // the response being sent when a pipelined response behind it buffers a write
+  // (_http_server.js updateOutgoingData → socketOnDrain). undici refuses to resume a
+  // parser from within another one's (Parser.resume: assert(currentParser === null));
+  // the request would fail and be charged to its upstream as a reset. Resumed once
+  // the current callback has returned.
   resume = (): void => {
-    this.controller?.resume()
+    process.nextTick(resumeAttempt, this)
   }
+}
+
+function resumeAttempt (attempt: HttpAttempt): void {
+  attempt.controller?.resume()
 }
 
 function flushHead (attempt: HttpAttempt): void {

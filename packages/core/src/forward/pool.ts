@@ -1,5 +1,9 @@
+import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
 import { buildConnector, Dispatcher, Pool } from 'undici'
+
+/** undici's own key for the HTTP/1.1 parser it keeps on each socket (lib/core/symbols.js). */
+const kParser: symbol = createRequire(import.meta.url)('undici/lib/core/symbols.js').kParser
 
 /**
  * The connection pool for one upstream origin: undici's Pool, with a connector
@@ -22,7 +26,10 @@ export function createPool (origin: string, opts: Pool.Options): Pool {
       ...(connect as object | undefined),
     } as buildConnector.BuildOptions)
   const wrapped: buildConnector.connector = (options, callback) => base(options, (err, socket) => {
-    if (err === null) keepReadingAfterWriteError(socket)
+    if (err === null) {
+      keepReadingAfterWriteError(socket)
+      finishPausedAtEnd(socket)
+    }
     ;(callback as (err: Error | null, socket: Socket | null) => void)(err, socket)
   })
   return new Pool(origin, { ...rest, allowH2, connect: wrapped })
@@ -67,4 +74,23 @@ function keepReadingAfterWriteError (socket: Socket): void {
     }
     return destroy.call(this, err)
   } as typeof socket.destroy
+}
+
+/**
+ * undici 7 crashes the process (an AssertionError thrown from the socket's 'end'
+ * handler, nodejs/undici#5360) when an upstream closes the connection while the
+ * response parser is paused by backpressure and everything received was parsed: a
+ * `Connection: close` answer whose last chunk filled a slow client's buffer (or a
+ * pipelined client's queued response), a body delimited by the close. undici 8 fixes
+ * it (nodejs/undici#5474) but needs Node 22. Until then the parser is resumed just
+ * before undici handles the end: nothing is left to read at that point (the end
+ * comes only once the socket's buffer is empty), so no body is pushed past the
+ * backpressure; the answer completes, or fails if it was cut short.
+ */
+function finishPausedAtEnd (socket: Socket): void {
+  if ((socket as { alpnProtocol?: unknown }).alpnProtocol === 'h2') return
+  socket.prependListener('end', () => {
+    const parser = (socket as unknown as Record<symbol, { paused?: boolean, ptr?: unknown, resume (): void } | null | undefined>)[kParser]
+    if (parser?.paused === true && parser.ptr != null) parser.resume()
+  })
 }

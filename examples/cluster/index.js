@@ -40,7 +40,7 @@ export async function startCluster ({ workers = os.availableParallelism(), upstr
   const env = { AFFINITY_SECRET: SECRET, UPSTREAMS: JSON.stringify(upstreams), PORT: String(port), HOST: '127.0.0.1' }
   const forked = Array.from({ length: workers }, () => cluster.fork(env))
   const listening = forked.map(w => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker ${w.id} did not listen within 20 s`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`worker ${w.id} did not listen within 90 s`)), 90_000)
     w.once('listening', (address) => { clearTimeout(timer); resolve(address.port) })
     w.once('exit', (code) => { clearTimeout(timer); reject(new Error(`worker ${w.id} exited with ${code} before listening (is the workspace built? npm run build)`)) })
   }))

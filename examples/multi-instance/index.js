@@ -42,7 +42,7 @@ function startBalancer (instance, upstreams) {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'], // stderr shows if it crashes
   })
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill(); reject(new Error(`balancer ${instance} did not start within 20 s`)) }, 20_000)
+    const timer = setTimeout(() => { child.kill(); reject(new Error(`balancer ${instance} did not start within 90 s`)) }, 90_000)
     child.once('exit', (code) => {
       clearTimeout(timer)
       reject(new Error(`balancer ${instance} exited with code ${code} before listening (its error is above; is the workspace built? npm run build)`))

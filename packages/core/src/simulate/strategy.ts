@@ -2,7 +2,8 @@ import {
   consistentHash, ipHash, leastConnections, memoryStickStore, roundRobin, stickyCookie, stickyIp,
   type Strategy,
 } from '../index.js'
-import { DEFAULT_MAGLEV_SIZE, DEFAULT_VNODES } from '../strategies/consistent-hash.js'
+import { DEFAULT_MAGLEV_SIZE } from '../hashing/maglev.js'
+import { DEFAULT_VNODES } from '../hashing/ring.js'
 import { cookieUsers, headerUsers, ipClients, sequentialRequests, USER_HEADER, type Population } from './population.js'
 import { thousands } from '../render/format.js'
 

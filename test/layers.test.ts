@@ -1,5 +1,5 @@
 /**
- * The import graph keeps its shape (README, "Development"): every arrow points
+ * The import graph keeps its shape (docs/development.md): every arrow points
  * down. Read from the sources with a regex over import/export-from specifiers (the
  * tree has no dynamic imports of its own modules outside cli/), so a new import
  * that breaks a rule fails here, naming the file and the import.

@@ -281,7 +281,7 @@ function checkOptions (opts: MetricsOptions<MetricsRegistry>): { prefix: string,
 }
 
 /**
- * Exposes a balancer's figures as Prometheus metrics (see the README's metric
+ * Exposes a balancer's figures as Prometheus metrics (see docs/observability.md's metric
  * table). Rejects with AFFINITY_ERR_PROM_CLIENT_MISSING when prom-client is not
  * installed. Balancers sharing a registry must have different `name`s.
  */

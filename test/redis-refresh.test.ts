@@ -13,7 +13,7 @@ import { createBalancer, stickyIp, type Balancer } from '@affinity/core'
 import { redisStore, type RedisStickStore } from '@affinity/redis'
 import { ready, redisClient, startRedisServer, withRedis } from './helpers/redis.js'
 
-withRedis(tests)
+withRedis(t, tests)
 
 /** Calls per command since the last CONFIG RESETSTAT, e.g. { get: 3, set: 1 } (the test's own CONFIG and INFO left out). */
 async function commandCalls (client: Redis): Promise<Record<string, number>> {

@@ -13,7 +13,7 @@ import { request, until } from './helpers/http.js'
 import { forkBalancer, ready, redisClient, startRedisBalancer, startRedisServer, startSilentServer, withRedis } from './helpers/redis.js'
 import { startUpstreams, type TestUpstream } from './helpers/upstreams.js'
 
-withRedis(tests)
+withRedis(t, tests)
 
 /** Client i's address, as sent in X-Forwarded-For (the balancers trust the proxy). */
 const ip = (i: number): string => `10.1.${i >> 8}.${i & 255}`

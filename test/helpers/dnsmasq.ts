@@ -75,8 +75,8 @@ export function findDnsmasq (): string | undefined {
 }
 
 /** Runs `tests` with dnsmasq (a failure under AFFINITY_REQUIRE_DNSMASQ=1 when missing). */
-export function withDnsmasq (tests: (bin: string) => void): void {
-  withService('dnsmasq', findDnsmasq(), 'AFFINITY_REQUIRE_DNSMASQ', tests)
+export function withDnsmasq (t: Test, tests: (bin: string) => void): void {
+  withService(t, 'dnsmasq', findDnsmasq(), 'AFFINITY_REQUIRE_DNSMASQ', tests)
 }
 
 /** A loopback port free for both TCP and UDP a moment ago (dnsmasq listens on both). */

@@ -16,8 +16,8 @@ export function findRedisServer (): string | undefined {
 }
 
 /** Runs `tests` with redis-server (a failure under AFFINITY_REQUIRE_REDIS=1 when missing). */
-export function withRedis (tests: (bin: string) => void): void {
-  withService('redis-server', findRedisServer(), 'AFFINITY_REQUIRE_REDIS', tests)
+export function withRedis (t: Test, tests: (bin: string) => void): void {
+  withService(t, 'redis-server', findRedisServer(), 'AFFINITY_REQUIRE_REDIS', tests)
 }
 
 /** A loopback port that was free a moment ago. */

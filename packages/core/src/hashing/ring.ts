@@ -1,5 +1,6 @@
 import { murmur3Bytes } from './murmur3.js'
-import { bitsFor, PointStore } from './point-store.js'
+import { bitsFor } from './bucket-sizing.js'
+import { PointStore } from './point-store.js'
 import { sortByPoint } from './radix.js'
 import { becameEligible, becameIneligible, insertEntry, removeEntry } from './successors.js'
 

@@ -133,7 +133,9 @@ export class ConsistentHash implements Strategy {
         : new ResolvedTable(this.#maglev, members.eligibleMask, members.all)
     }
     this.#pending = undefined
-    this.#eligibleWeight = members.eligible.reduce((s, u) => s + u.weight, 0)
+    // Bounded loads share capacity by effective weight (slow start), while the
+    // ring and the table keep the configured one: a ramp moves no key.
+    this.#eligibleWeight = members.eligibleWeights.reduce((s, w) => s + w, 0)
   }
 
   pick (req: RouteRequest, choice: Choice): PickResult {
@@ -243,7 +245,7 @@ export class ConsistentHash implements Strategy {
       last = o
       const u = owners[o]!
       if (choice.avoids(u)) continue
-      if (slots !== 0 && u.load >= Math.ceil(slots * u.weight / this.#eligibleWeight)) continue
+      if (slots !== 0 && u.load >= Math.ceil(slots * this.#members!.weightOf(u) / this.#eligibleWeight)) continue
       choice.reason = o !== first ? (choice.tried === undefined ? 'spill' : 'successor') : ((r & 1) === 0 ? 'hash' : 'successor')
       return u
     }

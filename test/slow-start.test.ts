@@ -7,7 +7,7 @@
  * bounded-load cap follows the effective weight.
  */
 import { once } from 'node:events'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import {
   consistentHash, createBalancer, leastConnections, roundRobin, stickyCookie, stickyIp,
   type Balancer, type Choice, type RouteRequest, type Strategy, type UpstreamInfo,
@@ -30,7 +30,6 @@ function balancer (t: Test, strategy: Strategy, slowStartMs: number): Balancer {
   t.teardown(() => clearInterval(alive))
   return b
 }
-type Test = Parameters<Parameters<typeof t.test>[1]>[0]
 
 /** How many of `n` new requests (chosen, not forwarded: no load) go to `id`. */
 async function share (b: Balancer, id: string, n: number, from = 0): Promise<number> {

@@ -59,9 +59,10 @@ const boundStrategies = new WeakSet<Strategy>()
 /**
  * Membership, health and forwarding around one strategy. The parts: `config.ts`
  * checks the options, `Membership` keeps the upstream set and the snapshots the
- * strategy reads, `Drains` completes drains, passive and active health watch the
- * upstreams, and the forwarders (forward/) carry requests through a narrow
- * `ForwardContext`. This class wires them and is the public face.
+ * strategy reads, `SourceSync` applies a membership source's lists to it,
+ * `SlowStart` ramps the weight of newcomers, `Drains` completes drains, passive and
+ * active health watch the upstreams, and the forwarders (forward/) carry requests
+ * through a narrow `ForwardContext`. This class wires them and is the public face.
  */
 export class Balancer extends EventEmitter {
   readonly strategy: Strategy

@@ -231,6 +231,9 @@ t.test("a URL changed under the same id: one snapshot replaces the upstream; use
   t.same(balancer.list().map(u => `${u.id} ${u.url} ${u.state}`).sort(), [`a ${s3!.url} draining`, `b ${s2!.url} up`], 'the new URL, still drained')
   source.set([{ id: 'a', url: s3!.url }, { id: 'b', url: s1!.url }])
   t.equal(await user.visit(url), 'S1', "b's user follows b to its new address")
+  balancer.setWeight('b', 3)
+  source.set([{ id: 'a', url: s2!.url }, { id: 'b', url: s1!.url }])
+  t.same(balancer.list().map(u => `${u.id}:${u.weight}`).sort(), ['a:1', 'b:3'], "the source's weight for b did not change: the operator's stands")
 })
 
 t.test('empty, invalid and non-list updates, and source errors: discovery-error, counted; the membership stays', async t => {

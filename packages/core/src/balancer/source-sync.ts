@@ -176,9 +176,10 @@ export class SourceSync {
     const port = this.#port
     const now = performance.now()
     const events: Array<[BalancerEvent, Upstream]> = []
+    const readded = new Set(b.added.map(v => v.id))
     for (const u of b.removed) {
       this.#leaves.delete(u)
-      this.#sourceWeights.delete(u.id)
+      if (!readded.has(u.id)) this.#sourceWeights.delete(u.id)
       port.retired(u)
       events.push(['removed', u])
     }

@@ -255,7 +255,8 @@ export function runConformance (t: Test, e: Entry): void {
       b.on('remap', r => events.push(r))
       void step.apply(b)
       t.equal(events.length, 1, `${step.label}: one remap event`)
-      const { change, ...reported } = events[0]!
+      const { change, changes, ...reported } = events[0]!
+      t.same(changes, [change], `${step.label}: one change, also in \`changes\``)
       if (step.label === 'drain b') {
         t.match(change, { upstream: 'b', from: 'up', to: 'draining' }, 'the event names the change')
         // preview() describes membership changes only: a drain's moves come with its event.

@@ -15,8 +15,8 @@ export function boundedCap (factor: number, total: number, weight: number, w: nu
   return Math.ceil(factor * total * w / weight * (1 - 1e-12))
 }
 
-/** What the walk needs of a candidate: its load now and its weight. */
-export interface Loaded { readonly load: number, readonly weight: number }
+/** What the walk needs of a candidate: its load now. */
+export interface Loaded { readonly load: number }
 
 /**
  * Bounded loads as a decorator over any placement (Envoy's
@@ -27,7 +27,7 @@ export interface Loaded { readonly load: number, readonly weight: number }
  * index in `placement.owners`), or -1 when none qualifies. Called per request only
  * when a cap is on or a retry skips owners; O(positions walked).
  */
-export function boundedWalk<T extends Loaded> (placement: Placement<T>, pos: number, factor: number, totalLoad: number, eligibleWeight: number, skip: { avoids (u: T): boolean }): number {
+export function boundedWalk<T extends Loaded> (placement: Placement<T>, pos: number, factor: number, totalLoad: number, eligibleWeight: number, skip: { avoids (u: T): boolean }, weights: { weightOf (u: T): number }): number {
   const owners = placement.owners
   let last = -1
   for (let k = 0, p = pos; k < placement.size; k++, p = placement.next(p)) {
@@ -36,7 +36,7 @@ export function boundedWalk<T extends Loaded> (placement: Placement<T>, pos: num
     last = o
     const u = owners[o]!
     if (skip.avoids(u)) continue
-    if (factor !== 0 && u.load >= boundedCap(factor, totalLoad + 1, eligibleWeight, u.weight)) continue
+    if (factor !== 0 && u.load >= boundedCap(factor, totalLoad + 1, eligibleWeight, weights.weightOf(u))) continue
     return o
   }
   return -1

@@ -110,7 +110,9 @@ export class ConsistentHash implements Strategy {
         : new ResolvedTable(this.#maglev, members.eligibleMask, members.all)
     }
     this.#pending = undefined
-    this.#eligibleWeight = members.eligible.reduce((s, u) => s + u.weight, 0)
+    // Bounded loads share capacity by effective weight (slow start), while the
+    // ring and the table keep the configured one: a ramp moves no key.
+    this.#eligibleWeight = members.eligibleWeights.reduce((s, w) => s + w, 0)
   }
 
   pick (req: RouteRequest, choice: Choice): PickResult {
@@ -210,7 +212,8 @@ export class ConsistentHash implements Strategy {
       choice.reason = (r & 1) === 0 ? 'hash' : 'successor'
       return owners[first]
     }
-    const o = boundedWalk(table, pos, this.#factor, this.#members!.totals.load, this.#eligibleWeight, choice)
+    const members = this.#members!
+    const o = boundedWalk(table, pos, this.#factor, members.totals.load, this.#eligibleWeight, choice, members)
     if (o === -1) return undefined
     choice.reason = o !== first ? (choice.tried === undefined ? 'spill' : 'successor') : ((r & 1) === 0 ? 'hash' : 'successor')
     return owners[o]

@@ -49,11 +49,12 @@ export class SessionCap {
     const eligible = members.eligible
     let bound = 0
     let weight = 0
+    // Effective weights (Members.weightOf): an upstream under slow start has a ramped cap.
     for (const e of eligible) {
       bound += counts.get(e.id) ?? 0
-      weight += e.weight
+      weight += members.weightOf(e)
     }
-    const full = (x: Upstream): boolean => (counts.get(x.id) ?? 0) >= boundedCap(this.factor, bound + 1, weight, x.weight)
+    const full = (x: Upstream): boolean => (counts.get(x.id) ?? 0) >= boundedCap(this.factor, bound + 1, weight, members.weightOf(x))
     if (!full(u)) return u
     const aside = new Set(eligible.filter(full))
     const settle = (v: Upstream | undefined): Upstream | undefined => {
@@ -64,7 +65,7 @@ export class SessionCap {
       let best: Upstream | undefined
       let least = Infinity
       for (const x of eligible) {
-        const ratio = (counts.get(x.id) ?? 0) / x.weight
+        const ratio = (counts.get(x.id) ?? 0) / members.weightOf(x)
         if (ratio < least && !choice.avoids(x)) { best = x; least = ratio }
       }
       // Every upstream with room failed this request: serving beats refusing.

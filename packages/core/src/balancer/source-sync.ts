@@ -1,4 +1,4 @@
-import type { UpstreamSource } from '../discovery/source.js'
+import type { UpstreamSource } from '../model/source.js'
 import { AffinityError } from '../errors.js'
 import type { DiscoveryStats } from '../model/types.js'
 import { normalizeUpstream, type NormalizedUpstream, type Upstream } from '../model/upstream.js'

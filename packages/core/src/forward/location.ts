@@ -36,6 +36,7 @@ export function relocate (value: string, origin: string, from: string, to: strin
     path = value
   } else if (value.startsWith(origin) && ends(value, origin.length)) {
     path = value.slice(origin.length)
+    if (path.charCodeAt(0) !== 47) path = `/${path}` // 'http://up:1' or 'http://up:1?q': the root
   } else {
     return value
   }

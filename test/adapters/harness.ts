@@ -15,7 +15,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import express from 'express'
 import affinityPlugin from '@affinity/fastify'
 import { affinity as affinityMiddleware, type AffinityMiddleware } from '@affinity/express'
-import type { BalancerSource, MetricsRegistry, StatusPageOptions } from '@affinity/core'
+import type { BalancerSource, MetricsRegistry, ProxyOptions, StatusPageOptions } from '@affinity/core'
 
 /** One proxy mounted at `prefix`. */
 export interface Mount {
@@ -30,6 +30,8 @@ export interface Mount {
   metrics?: { registry?: MetricsRegistry }
   /** The status page on GET `prefix` + `route` (Fastify's option; Express's `lb.statusPage()` there); off when absent. */
   statusPage?: StatusPageMount
+  /** Options both adapters take under the same names (rewriteHeaders, onError, preserveHost…), passed as they are. */
+  proxy?: ProxyOptions<any, any>
 }
 
 /** Status page options plus where it goes below the prefix (default '/affinity/status', as Fastify's). */
@@ -54,6 +56,7 @@ export interface StartOptions<App> extends AppOptions<App> {
   websocket?: boolean
   metrics?: { registry?: MetricsRegistry }
   statusPage?: StatusPageMount
+  proxy?: ProxyOptions<any, any>
 }
 
 export interface Started<App = unknown> {
@@ -92,8 +95,8 @@ function originOf (server: Server | Http2Server): string {
 
 function single<App> (h: Pick<AdapterHarness<App>, 'startMounts'>): AdapterHarness<App>['start'] {
   return async (t, opts) => {
-    const { source, prefix = '/api', rewritePrefix, websocket, metrics, statusPage, ...appOpts } = opts
-    const m = await h.startMounts(t, [{ source, prefix, rewritePrefix, websocket, metrics, statusPage }], appOpts)
+    const { source, prefix = '/api', rewritePrefix, websocket, metrics, statusPage, proxy, ...appOpts } = opts
+    const m = await h.startMounts(t, [{ source, prefix, rewritePrefix, websocket, metrics, statusPage, proxy }], appOpts)
     return { url: m.url, base: m.bases[0]!, app: m.app, server: m.server, close: m.close }
   }
 }
@@ -125,6 +128,7 @@ export function fastifyHarness (fastifyOptions: FastifyServerOptions & { http2?:
           websocket: m.websocket ?? true,
           ...(m.metrics !== undefined ? { metrics: m.metrics } : {}),
           ...(m.statusPage !== undefined ? { statusPage: m.statusPage } : {}),
+          ...m.proxy,
           ...m.source,
         })
       }
@@ -166,7 +170,7 @@ export function expressHarness (factory: ExpressFactory = express, name = 'expre
       await opts.extraApp?.(app)
       for (const m of mounts) {
         if (m.rewritePrefix !== undefined) throw new Error('Express has no rewritePrefix')
-        const lb = affinityMiddleware(m.metrics !== undefined ? { ...m.source, metrics: m.metrics } : m.source)
+        const lb = affinityMiddleware({ ...m.proxy, ...m.source, ...(m.metrics !== undefined ? { metrics: m.metrics } : {}) })
         lbs.push(lb)
         // The scrape route before the proxy, at the path Fastify's option gives it.
         if (m.metrics !== undefined) app.get(`${m.prefix}/metrics`, lb.metrics())

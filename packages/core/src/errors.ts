@@ -12,6 +12,7 @@ const messages = {
   AFFINITY_ERR_SECRET_TOO_SHORT: 'stickyCookie secret #%s has %s characters: use at least 32 random characters',
   AFFINITY_ERR_INVALID_OPTION: 'invalid option `%s`: %s',
   AFFINITY_ERR_UNKNOWN_OPTION: 'unknown option `%s` for %s: the options are %s',
+  AFFINITY_ERR_UNSUPPORTED_OPTION: '%s does not support %s\'s option `%s`: %s',
   AFFINITY_ERR_DNS_FAILED: 'DNS discovery: the %s lookup of %s failed (%s); the membership is left as it was',
   AFFINITY_ERR_DNS_EMPTY: 'DNS discovery: %s has no %s (%s); the membership is left as it was',
   AFFINITY_ERR_DNS_SRV_TARGET: 'DNS discovery: SRV targets of %s without an address are left out: %s',

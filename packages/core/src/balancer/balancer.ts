@@ -7,7 +7,7 @@ import type { ForwardContext, Outcome } from '../forward/context.js'
 import type { ClientResponse } from '../forward/error-response.js'
 import { forwardHttp, type ClientRequest, type ForwardOptions } from '../forward/http.js'
 import { createPool, NO_TRANSPORT } from '../forward/pool.js'
-import { forwardUpgrade } from '../forward/upgrade.js'
+import { forwardUpgrade, type UpgradeOptions } from '../forward/upgrade.js'
 import { ActiveHealth } from '../health/active.js'
 import { PassiveHealth } from '../health/passive.js'
 import { Choice, isPromise, type PickReason } from '../model/choice.js'
@@ -286,9 +286,13 @@ export class Balancer extends EventEmitter {
     forwardHttp(this.#ctx, choice, req, res, opts)
   }
 
-  /** Forwards an Upgrade request (WebSocket) to the chosen upstream and splices the sockets. */
-  upgrade (choice: Choice, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): void {
-    forwardUpgrade(this.#ctx, choice, req, socket, head, path)
+  /**
+   * Forwards an Upgrade request (WebSocket) to the chosen upstream and splices the
+   * sockets. `opts`: a mount's policy (its Host rule and request-header hook) and the
+   * framework's request that hook gets.
+   */
+  upgrade (choice: Choice, req: IncomingMessage, socket: Duplex, head: Buffer, path: string, opts?: UpgradeOptions): void {
+    forwardUpgrade(this.#ctx, choice, req, socket, head, path, opts)
   }
 
   override on (event: 'panic' | 'calm', listener: PanicListener): this

@@ -36,6 +36,9 @@ export class ClientGoneError extends Error {
 /** The code of an error raised when an upstream's response head cannot be written to the client. */
 export const UNRELAYABLE = 'AFFINITY_UNRELAYABLE_RESPONSE'
 
+/** The code of an error raised when an app's hook (rewriteHeaders) threw: the app's fault, a 500, nobody charged. */
+export const HOOK_FAILED = 'AFFINITY_HOOK_FAILED'
+
 /** How a failed attempt is answered and who is blamed (see `blame`). */
 export interface Blame {
   kind: OutcomeKind
@@ -74,6 +77,7 @@ export function blame (err: unknown, reached: boolean): Blame {
     return { kind: 'unrelayable', outcome: 'neutral', answer: 'unexpected100', retry: false }
   }
   if (code === UNRELAYABLE) return { kind: 'unrelayable', outcome: 'neutral', answer: 'badResponse', retry: false }
+  if (code === HOOK_FAILED) return { kind: 'unrelayable', outcome: 'neutral', answer: 'misconfigured', retry: false }
   return reached
     ? { kind: 'reset', outcome: 'failure', answer: 'unreachable', retry: true }
     : { kind: 'connect_error', outcome: 'failure', answer: 'unreachable', retry: true }

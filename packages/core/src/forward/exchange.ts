@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici'
 import { isPromise, type Choice } from '../model/choice.js'
 import type { OutcomeKind } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
-import { blame, ClientGoneError, type ForwardContext, type Outcome } from './context.js'
+import { blame, ClientGoneError, HOOK_FAILED, type ForwardContext, type Outcome } from './context.js'
 import type { ErrorAnswer } from './error-response.js'
 
 /**
@@ -66,6 +66,8 @@ export abstract class Exchange {
   attempts = 0
   clientGone = false
   current: Attempt | undefined
+  /** The last attempt's failure, for the answer when no other upstream is left. */
+  lastError: Error | undefined
 
   constructor (ctx: ForwardContext, choice: Choice) {
     this.ctx = ctx
@@ -78,8 +80,8 @@ export abstract class Exchange {
   protected abstract responded (): boolean
   /** Closes the client's connection mid-answer, so it sees an incomplete response. */
   protected abstract cut (): void
-  /** Answers the client with the balancer's own error. */
-  protected abstract answer (answer: ErrorAnswer): void
+  /** Answers the client with the balancer's own error; `cause`: what failed, if anything did. */
+  protected abstract answer (answer: ErrorAnswer, cause?: unknown): void
   /** Whether an attempt that reached its upstream may be replayed on another. */
   protected abstract replayable (attempt: Attempt): boolean
 
@@ -108,12 +110,13 @@ export abstract class Exchange {
     }
     const b = blame(err, attempt.reached)
     attempt.settle(b.outcome, b.kind)
+    this.lastError = err
     if (this.responded()) {
       this.cut()
       return
     }
     if (!b.retry || (attempt.reached && !this.replayable(attempt)) || this.attempts > this.ctx.retries) {
-      this.answer(b.answer)
+      this.answer(b.answer, (err as { code?: unknown }).code === HOOK_FAILED ? err.cause : err)
       return
     }
     ;(this.choice.tried ??= []).push(attempt.u)
@@ -124,7 +127,7 @@ export abstract class Exchange {
 
   #retry (next: Upstream | undefined): void {
     if (this.clientGone) return
-    if (next === undefined) this.answer('unreachable')
+    if (next === undefined) this.answer('unreachable', this.lastError)
     else this.attempt(next)
   }
 }

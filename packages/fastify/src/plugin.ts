@@ -8,6 +8,7 @@ import { adapterOptions, logChoice, metricsAnswer, Mount } from '@affinity/core/
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Readable } from 'node:stream'
+import { serveAdmin, type AffinityFastifyAdminOptions } from './admin.js'
 import { FastifyRouteRequest } from './route-request.js'
 import { routeUpgrades } from './upgrade.js'
 import { encodePrefix, upstreamPath } from './upstream-path.js'
@@ -23,6 +24,12 @@ export interface AffinityFastifyOptions extends BalancerSource {
   metrics?: boolean | AffinityFastifyMetricsOptions
   /** The status page (off by default) on GET `route` below the prefix: `true` or options. Protect it: it shows who is pinned where. */
   statusPage?: boolean | AffinityFastifyStatusPageOptions
+  /**
+   * The admin routes (off by default) on `route` below the prefix: GET the upstreams,
+   * POST …/drain/:id, …/undrain/:id, …/weight/:id. `true` or options; guard them
+   * with `onRequest` as the status page is guarded.
+   */
+  admin?: boolean | AffinityFastifyAdminOptions
 }
 
 export interface AffinityFastifyMetricsOptions {
@@ -55,16 +62,17 @@ declare module 'fastify' {
 type ParseCookie = (header: string) => Record<string, string | undefined>
 
 /** The plugin's own options; everything else it takes is `balancer` or a balancer option. */
-const OWN = ['prefix', 'rewritePrefix', 'websocket', 'metrics', 'statusPage'] as const satisfies ReadonlyArray<keyof AffinityFastifyOptions>
+const OWN = ['prefix', 'rewritePrefix', 'websocket', 'metrics', 'statusPage', 'admin'] as const satisfies ReadonlyArray<keyof AffinityFastifyOptions>
 
 async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOptions): Promise<void> {
   adapterOptions('@affinity/fastify', opts, OWN)
-  const { prefix: _prefix, rewritePrefix: rawRewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false, ...source } = opts
+  const { prefix: _prefix, rewritePrefix: rawRewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false, admin: adminOpts = false, ...source } = opts
   const rewritePrefix = encodePrefix(rawRewritePrefix)
   const mount = new Mount(source)
   try {
     await serveMetrics(fastify, mount.balancer, metricsOpts)
     await serveStatusPage(fastify, mount.balancer, statusPageOpts)
+    await serveAdmin(fastify, mount.balancer, adminOpts, OWN_ROUTE)
   } catch (err) {
     // Registration fails (prom-client missing…): a balancer built here must not outlive it.
     await mount.close()

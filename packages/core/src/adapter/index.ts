@@ -8,5 +8,8 @@ export { Mount } from './mount.js'
 export { kUpgrade, pendingUpgrade, routeUpgrade, type PendingUpgrade, type UpgradeRequest } from './upgrade.js'
 export { debugEnabled, logChoice } from './log.js'
 export { metricsAnswer, writeAnswer, type RouteAnswer } from './routes.js'
+export { adminAnswer, ADMIN_BODY_LIMIT, DRAIN_WAIT_MS, type AdminRequest } from './admin.js'
+/** Option checks, for packages built on the core (@affinity/redis) to refuse bad options as the core does. */
+export { knownKeys, milliseconds, optionsObject, wholeNumber } from '../options.js'
 export { writeSocketError } from '../forward/error-response.js'
 export { BALANCER_OPTIONS } from '../balancer/config.js'

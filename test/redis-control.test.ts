@@ -1,0 +1,202 @@
+/**
+ * redisControl against a real redis-server (started per test on a free loopback
+ * port): operations reach every balancer attached under one name, the state is
+ * stored with versions, a new instance starts from it, a partitioned instance keeps
+ * working and is reconciled by compare-and-set, views expire. Balancers here run in
+ * this process; test/redis-control-fleet.test.ts runs them as separate processes.
+ *
+ * Without redis-server on PATH the file is skipped, unless AFFINITY_REQUIRE_REDIS=1.
+ */
+import t, { type Test } from 'tap'
+import { redisControl } from '@affinity/redis'
+import { until } from './helpers/http.js'
+import { attached, nextEvent, upstreamEvent } from './helpers/control.js'
+import { findRedisServer, ready, redisClient, startRedisServer } from './helpers/redis.js'
+import { startRelay } from './helpers/relay.js'
+import { startUpstreams } from './helpers/upstreams.js'
+
+const bin = findRedisServer()
+if (bin !== undefined) {
+  tests(bin)
+} else if (process.env.AFFINITY_REQUIRE_REDIS === '1') {
+  t.fail('redis-server is not on PATH, and AFFINITY_REQUIRE_REDIS=1 requires it (.ci/run installs it)')
+} else {
+  t.plan(0, 'redis-server not installed; .ci/run installs it')
+}
+
+async function upstreams (t: Test): Promise<Array<{ id: string, url: string }>> {
+  const ups = await startUpstreams(3)
+  t.teardown(() => Promise.all(ups.map(u => u.close())))
+  return ups.map(u => ({ id: u.name, url: u.url }))
+}
+
+function tests (bin: string): void {
+  t.test('options: unknown, missing or unsafe ones are refused with stable codes', async t => {
+    const server = await startRedisServer(t, bin)
+    const client = redisClient(t, server.port)
+    t.throws(() => redisControl({ client, name: 'shop', reportMS: 10 } as never), { code: 'AFFINITY_ERR_UNKNOWN_OPTION' })
+    t.throws(() => redisControl({ client, name: '' }), { code: 'AFFINITY_ERR_INVALID_OPTION' })
+    t.throws(() => redisControl({ client, name: 'a{b}' }), { code: 'AFFINITY_ERR_INVALID_OPTION', message: /hash tag/ })
+    t.throws(() => redisControl({ client: {} as never, name: 'shop' }), { code: 'AFFINITY_ERR_INVALID_OPTION', message: /ioredis/ })
+    t.throws(() => redisControl({ client, name: 'shop', reportMs: 1000, viewTtlMs: 1000 }), { code: 'AFFINITY_ERR_INVALID_OPTION', message: /viewTtlMs/ })
+    t.throws(() => redisControl({ client, name: 'shop', timeoutMs: 0 }), { code: 'AFFINITY_ERR_INVALID_OPTION' })
+    const control = redisControl({ client, name: 'shop' })
+    await t.rejects(control.setWeight('S1', -1), { code: 'AFFINITY_ERR_INVALID_WEIGHT' })
+    await t.rejects(control.add({ url: 'ftp://x' }), { code: 'AFFINITY_ERR_INVALID_URL' })
+    await t.rejects(control.attach({} as never), { code: 'AFFINITY_ERR_INVALID_OPTION' })
+  })
+
+  t.test('drain, undrain, weight, add and remove on one balancer reach the others; the state is stored once per operation', async t => {
+    const server = await startRedisServer(t, bin)
+    const ups = await upstreams(t)
+    const a = await attached(t, server.port, { name: 'shop', upstreams: ups })
+    const b = await attached(t, server.port, { name: 'shop', upstreams: ups })
+    const other = await attached(t, server.port, { name: 'other', upstreams: ups })
+    const watch = redisClient(t, server.port)
+
+    const drained = upstreamEvent(b.balancer, 'draining', 'S2')
+    void a.balancer.drain('S2')
+    await drained
+    t.equal(b.info('S2')!.state, 'draining', 'drained on B')
+    // Applying it on B published nothing: B's own client would have sent that write before this read.
+    t.same(await b.control.state(), { epoch: (await a.control.state()).epoch, version: 1, upstreams: { S2: { version: 1, drained: true } } }, 'one operation, one version')
+    t.equal(other.info('S2')!.state, 'up', 'a control under another name is not affected')
+    t.equal(await watch.exists('affinity:control:{shop}'), 1, 'the state hash carries the {name} hash tag')
+
+    const weighted = upstreamEvent(b.balancer, 'weight', 'S1')
+    a.balancer.setWeight('S1', 0.3333333333333333)
+    await weighted
+    t.equal(b.info('S1')!.weight, 0.3333333333333333, 'a weight crosses Redis exactly (no 14-digit rounding in Lua)')
+
+    const undrained = upstreamEvent(a.balancer, 'undrained', 'S2')
+    b.balancer.undrain('S2')
+    await undrained
+    t.equal(a.info('S2')!.state, 'up', 'undrained on A, from B')
+
+    const added = upstreamEvent(b.balancer, 'added', 'S4')
+    a.balancer.add({ id: 'S4', url: ups[0]!.url.replace('127.0.0.1', 'localhost'), weight: 2 })
+    const [info] = await added
+    t.same([info.id, info.weight], ['S4', 2], 'added on B with its weight')
+    const removed = upstreamEvent(a.balancer, 'removed', 'S3')
+    b.balancer.remove('S3')
+    await removed
+    t.equal(a.info('S3'), undefined, 'removed on A, from B')
+
+    const state = await a.control.state()
+    t.equal(state.version, 5, 'five operations, five versions')
+    t.same(state.upstreams.S3, { version: 5, removed: true })
+    t.same(state.upstreams.S4, { version: 4, url: ups[0]!.url.replace('127.0.0.1', 'localhost'), weight: 2 })
+    t.same(state.upstreams.S2, { version: 3, drained: false })
+
+    t.test('a balancer attached later starts from the stored state before attach() resolves', async t => {
+      const c = await attached(t, server.port, { name: 'shop', upstreams: ups })
+      t.same(c.balancer.list().map(u => [u.id, u.state, u.weight]).sort(), [['S1', 'up', 0.3333333333333333], ['S2', 'up', 1], ['S4', 'up', 2]])
+    })
+
+    t.test('the CLI path: an operation sent by a control with no balancer reaches every attached one', async t => {
+      const cli = redisControl({ client: redisClient(t, server.port), name: 'shop' })
+      const onA = upstreamEvent(a.balancer, 'draining', 'S1')
+      const onB = upstreamEvent(b.balancer, 'draining', 'S1')
+      const entry = await cli.drain('S1')
+      t.same(entry, { version: 6, drained: true, weight: 0.3333333333333333 })
+      await Promise.all([onA, onB])
+      t.equal((await cli.state()).version, 6, 'applied by both, published by neither')
+    })
+  })
+
+  t.test('views: each attached instance reports under a key with a TTL; detach deletes it, a silent one expires', async t => {
+    const server = await startRedisServer(t, bin)
+    const ups = await upstreams(t)
+    const a = await attached(t, server.port, { name: 'shop', upstreams: ups, control: { id: 'bal-a', reportMs: 100, viewTtlMs: 400 } })
+    const b = await attached(t, server.port, { name: 'shop', upstreams: ups, control: { id: 'bal-b', reportMs: 100, viewTtlMs: 400 } })
+    await Promise.all([nextEvent(a.control, 'reported'), nextEvent(b.control, 'reported')])
+    const cli = redisControl({ client: redisClient(t, server.port), name: 'shop' })
+    const live = await cli.instances()
+    t.same(live.map(i => i.id), ['bal-a', 'bal-b'])
+    const view = live[0]!
+    t.same(view.upstreams.map(u => u.id), ['S1', 'S2', 'S3'])
+    t.match(view.upstreams[0], { url: ups[0]!.url, weight: 1, state: 'up', inFlight: 0, websockets: 0, boundUsers: null })
+    t.ok(view.ageMs >= 0 && view.ageMs <= view.viewTtlMs, `age from Redis's own clock (${view.ageMs} ms)`)
+    t.match(view, { online: true, reportMs: 100, viewTtlMs: 400, version: 0 })
+
+    await b.control.detach()
+    t.same((await cli.instances()).map(i => i.id), ['bal-a'], 'detached: its view is gone at once')
+
+    // A crashed instance stops reporting without detaching: its view expires with its TTL.
+    const silent = await attached(t, server.port, { name: 'shop', upstreams: ups, control: { id: 'bal-c', reportMs: 100, viewTtlMs: 400 } })
+    await nextEvent(silent.control, 'reported')
+    t.same((await cli.instances()).map(i => i.id), ['bal-a', 'bal-c'])
+    silent.client.disconnect() // its reports stop (the control sends nothing on a client that is not ready)
+    let ids = (await cli.instances()).map(i => i.id)
+    const gone = Date.now()
+    while (ids.includes('bal-c')) {
+      if (Date.now() - gone > 10_000) throw new Error('the silent view did not expire')
+      await new Promise(resolve => setTimeout(resolve, 50))
+      ids = (await cli.instances()).map(i => i.id)
+    }
+    t.same(ids, ['bal-a'], 'expired with its TTL, and dropped from the set')
+    t.equal(await redisClient(t, server.port).zcard('affinity:control:{shop}:views'), 1)
+  })
+
+  t.test('partition: a cut-off instance keeps working; back, its changes are compare-and-set: kept if nobody wrote since, else the stored state wins', async t => {
+    const server = await startRedisServer(t, bin)
+    const ups = await upstreams(t)
+    const relay = await startRelay(t, server.port)
+    const a = await attached(t, server.port, { name: 'shop', upstreams: ups })
+    const c = await attached(t, relay.port, { name: 'shop', upstreams: ups, control: { id: 'c', timeoutMs: 500 } })
+
+    const offline = nextEvent(c.control, 'offline')
+    relay.cut()
+    await offline
+    t.equal(c.control.online, false)
+
+    // Cut off, C's operations apply locally and reach nobody.
+    c.balancer.setWeight('S1', 5)
+    void c.balancer.drain('S3')
+    t.equal(c.info('S1')!.weight, 5, 'applied on C')
+    t.equal(c.info('S3')!.state, 'draining', 'applied on C')
+    // Meanwhile A (still connected) writes S1: a later operation than the one C based its change on.
+    const stored = nextEvent(a.control, 'applied', (id: string) => id === 'S1')
+    a.balancer.setWeight('S1', 9)
+    await stored
+    t.equal(a.info('S3')!.state, 'up', 'C\'s drain did not reach A during the cut')
+
+    const conflict = nextEvent<[{ upstream: string }]>(c.control, 'conflict')
+    const s3 = upstreamEvent(a.balancer, 'draining', 'S3')
+    const synced = nextEvent(c.control, 'synced')
+    relay.restore()
+    const [detail] = await conflict
+    t.match(detail, { upstream: 'S1', local: { weight: 5 }, stored: { weight: 9 } }, 'S1: the stored weight was written after what C knew: it wins')
+    await synced
+    await s3
+    t.equal(c.info('S1')!.weight, 9, 'C follows the stored weight')
+    t.equal(a.info('S3')!.state, 'draining', 'S3: nobody wrote it since; C\'s drain is stored and reaches A')
+    const state = await a.control.state()
+    t.same(state.upstreams.S1, { version: 1, weight: 9 })
+    t.same(state.upstreams.S3, { version: 2, drained: true })
+  })
+
+  t.test('a lazyConnect client is connected by attach; a discovery change is neither published nor kept', async t => {
+    const server = await startRedisServer(t, bin)
+    const ups = await upstreams(t)
+    const a = await attached(t, server.port, { name: 'shop', upstreams: ups, redis: { lazyConnect: true } })
+    const b = await attached(t, server.port, { name: 'shop', upstreams: ups })
+    t.equal(a.control.online, true, 'attached and in step')
+    // DNS discovery (wip/fleet) emits its membership changes with the reason 'discovery':
+    // each instance follows DNS itself. Emitted here as the balancer would.
+    const s1 = a.info('S1')!
+    a.balancer.emit('draining', { ...s1, state: 'draining' }, 'discovery')
+    const drained = upstreamEvent(b.balancer, 'draining', 'S2')
+    void a.balancer.drain('S2')
+    await drained
+    t.same(Object.keys((await b.control.state()).upstreams), ['S2'], 'only the operator\'s drain was stored')
+    t.equal(b.info('S1')!.state, 'up')
+    // S2 leaves DNS on A: its operator state is forgotten, so an address reused later starts afresh.
+    const forgotten = nextEvent(a.control, 'forgotten')
+    a.balancer.emit('removed', a.info('S2')!, 'discovery')
+    t.same(await forgotten, ['S2'])
+    const client = redisClient(t, server.port)
+    await ready(client)
+    t.same((await client.hkeys('affinity:control:{shop}')).sort(), ['#epoch', '#version'], 'S2 forgotten in Redis')
+  })
+}

@@ -1,36 +1,18 @@
-import { EventEmitter } from 'node:events'
-import { randomUUID } from 'node:crypto'
 import { AffinityError, isBalancer, type Balancer, type UpstreamInfo } from '@affinity/core'
-import {
-  applyPatch, converge, fieldsOf, operationOf, parseEntry, patchOf, publicEntry,
-  type ControlEntry, type Operation, type WireEntry,
-} from './control-entry.js'
-import { controlConfig, type ControlConfig, type RedisControlOptions } from './control-options.js'
-import { controlKeys, isReady, OPERATE, REPORT, runScript, withTimeout, type Client, type ControlKeys } from './control-redis.js'
-import { buildView, readInstances, type LiveInstance } from './control-view.js'
+import { ControlClient, noop, type Written } from './control-client.js'
+import { converge, operationOf, patchOf, publicEntry, type Operation, type WireEntry } from './control-entry.js'
+import type { RedisControlOptions } from './control-options.js'
+import { Replica } from './control-replica.js'
+import { isReady, REPORT, runScript, type Client } from './control-redis.js'
+import { buildView } from './control-view.js'
+
+export type { ControlState } from './control-client.js'
 
 /** The balancer events that are operations (the balancer emits each as it applies it, synchronously). */
 const EVENTS = ['draining', 'undrained', 'weight', 'added', 'removed'] as const
 
 /** Membership changes a source made (DNS): each instance follows its source itself, so they are not published. */
 const fromSource = (reason: string): boolean => reason === 'discovery' || reason.startsWith('discovery ')
-
-/** The stored state: `control.state()`. */
-export interface ControlState {
-  /** Changes when Redis loses its data (a restart without persistence): versions count within one epoch. */
-  epoch: string | null
-  /** The version of the last operation (a counter per name, HINCRBY). */
-  version: number
-  upstreams: Record<string, ControlEntry>
-}
-
-/** What the script answered. */
-interface Written { epoch: string, won: boolean, entry: WireEntry | undefined, version: number }
-
-/** A change made while this instance could not write it: offered to Redis at the next sync, based on what it changed. */
-interface Dirty { epoch: string | undefined, base: number, local: boolean }
-
-const noop = (): void => {}
 
 /**
  * Operator state shared through Redis by every balancer attached under one name.
@@ -47,22 +29,12 @@ const noop = (): void => {}
  *   written (and published) if the stored entry is still that version, else the
  *   stored entry, a later write, wins and is applied here ('conflict').
  */
-export class RedisControl extends EventEmitter {
-  readonly name: string
-  /** This instance's id in the views. */
-  readonly id: string
-  readonly #config: ControlConfig
-  readonly #client: Client
-  readonly #keys: ControlKeys
-  readonly #mirror = new Map<string, WireEntry>()
-  readonly #seen = new Map<string, number>()
-  readonly #dirty = new Map<string, Dirty>()
+export class RedisControl extends ControlClient {
+  readonly #replica = new Replica()
   #balancer: Balancer | undefined
   #unlisten: Array<() => void> = []
   #sub: Client | undefined
   #timer: NodeJS.Timeout | undefined
-  #epoch: string | undefined
-  #highest = 0
   #online = false
   #applying = false
   #syncing: Promise<void> | undefined
@@ -70,16 +42,6 @@ export class RedisControl extends EventEmitter {
   #synced: (() => void) | undefined
   #outages = 0
   #since = 0
-  #closed = false
-
-  constructor (opts: RedisControlOptions) {
-    super()
-    this.#config = controlConfig(opts)
-    this.#client = this.#config.client
-    this.name = this.#config.name
-    this.id = this.#config.id
-    this.#keys = controlKeys(this.#config.prefix, this.name)
-  }
 
   /** Whether the instance is in step with Redis (attached, subscribed, state read). */
   get online (): boolean {
@@ -92,7 +54,7 @@ export class RedisControl extends EventEmitter {
    * own configuration and catches up when Redis answers. Await it before serving.
    */
   async attach (balancer: Balancer): Promise<void> {
-    if (this.#closed) throw new AffinityError('AFFINITY_ERR_CLOSED')
+    if (this.closed) throw new AffinityError('AFFINITY_ERR_CLOSED')
     if (!isBalancer(balancer)) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'balancer', 'expected a balancer from createBalancer()')
     if (this.#balancer !== undefined) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'balancer', 'this control is already attached: create one control per balancer')
     this.#balancer = balancer
@@ -101,26 +63,26 @@ export class RedisControl extends EventEmitter {
       balancer.on(event, listener)
       this.#unlisten.push(() => balancer.off(event, listener))
     }
-    const sub = this.#client.duplicate()
+    const sub = this.client.duplicate()
     this.#sub = sub
     sub.on('error', noop) // the outage shows through 'close' and failed commands
     sub.on('message', this.#onMessage)
-    for (const c of [this.#client, sub]) {
+    for (const c of [this.client, sub]) {
       c.on('ready', this.#onReady)
       c.on('close', this.#onClose)
       this.#unlisten.push(() => { c.off('ready', this.#onReady); c.off('close', this.#onClose) })
     }
-    if (this.#client.status === 'wait') this.#client.connect().catch(noop)
+    if (this.client.status === 'wait') this.client.connect().catch(noop)
     if (sub.status === 'wait') sub.connect().catch(noop)
-    this.#timer = setInterval(() => { void this.#tick() }, this.#config.reportMs)
+    this.#timer = setInterval(() => { void this.#tick() }, this.config.reportMs)
     this.#timer.unref()
     const first = new Promise<void>(resolve => { this.#synced = resolve })
     void this.#sync()
     let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>(resolve => { timer = setTimeout(resolve, this.#config.timeoutMs, 'late') })
+    const late = new Promise<'late'>(resolve => { timer = setTimeout(resolve, this.config.timeoutMs, 'late') })
     const outcome = await Promise.race([first, late])
     clearTimeout(timer)
-    if (outcome === 'late') this.#warn({ name: this.name }, 'Redis control: the stored state could not be read in time; this instance starts from its own configuration and applies the stored state when Redis answers')
+    if (outcome === 'late') this.warn({ name: this.name }, 'Redis control: the stored state could not be read in time; this instance starts from its own configuration and applies the stored state when Redis answers')
   }
 
   /** Stops following the balancer: no more reports (its view is deleted), no subscription. Operations not yet written are dropped. */
@@ -135,80 +97,17 @@ export class RedisControl extends EventEmitter {
     this.#balancer = undefined
     this.#online = false
     this.#synced = undefined
-    this.#mirror.clear()
-    this.#seen.clear()
-    this.#dirty.clear()
-    this.#epoch = undefined
-    this.#highest = 0
+    this.#replica.clear()
     sub?.disconnect()
-    if (isReady(this.#client)) {
-      await this.#call(() => this.#client.pipeline().del(this.#keys.viewPrefix + this.id).zrem(this.#keys.views, this.id).exec()).catch(noop)
+    if (isReady(this.client)) {
+      await this.call(() => this.client.pipeline().del(this.keys.viewPrefix + this.id).zrem(this.keys.views, this.id).exec()).catch(noop)
     }
   }
 
   /** Detaches; the control cannot be used afterwards. The client stays open: it is the caller's. */
   async close (): Promise<void> {
     await this.detach()
-    this.#closed = true
-  }
-
-  /**
-   * Operations sent to every instance under this name, from code that has no
-   * balancer of its own (the CLI's `affinity drain`). Each resolves with the stored
-   * entry once written; every attached balancer, this control's own included,
-   * applies it from the channel. Redis unreachable: rejects.
-   */
-  drain (id: string): Promise<ControlEntry> { return this.#command(id, { op: 'drain' }) }
-  undrain (id: string): Promise<ControlEntry> { return this.#command(id, { op: 'undrain' }) }
-  setWeight (id: string, weight: number): Promise<ControlEntry> {
-    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) return Promise.reject(new AffinityError('AFFINITY_ERR_INVALID_WEIGHT', id, String(weight)))
-    return this.#command(id, { op: 'weight', weight })
-  }
-
-  add (upstream: { url: string, id?: string, weight?: number }): Promise<ControlEntry> {
-    const url = upstream?.url
-    const weight = upstream?.weight ?? 1
-    if (typeof url !== 'string' || !/^(https?|wss?):\/\/[^/]/i.test(url) || !URL.canParse(url)) return Promise.reject(new AffinityError('AFFINITY_ERR_INVALID_URL', JSON.stringify(url)))
-    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) return Promise.reject(new AffinityError('AFFINITY_ERR_INVALID_WEIGHT', upstream.id ?? url, String(weight)))
-    return this.#command(upstream.id ?? url, { op: 'add', url, weight })
-  }
-
-  remove (id: string): Promise<ControlEntry> { return this.#command(id, { op: 'remove' }) }
-
-  /** The stored operator state. */
-  async state (): Promise<ControlState> {
-    await this.#connected()
-    const s = await this.#readState()
-    const upstreams: Record<string, ControlEntry> = {}
-    for (const [id, e] of s.entries) upstreams[id] = publicEntry(e)
-    return { epoch: s.epoch ?? null, version: s.version, upstreams }
-  }
-
-  /** The instances that reported within their view's TTL, by id. */
-  async instances (): Promise<LiveInstance[]> {
-    await this.#connected()
-    return await this.#call(() => readInstances(this.#client, this.#keys))
-  }
-
-  async #command (id: string, o: Operation): Promise<ControlEntry> {
-    if (this.#closed) throw new AffinityError('AFFINITY_ERR_CLOSED')
-    if (typeof id !== 'string' || id === '') throw new AffinityError('AFFINITY_ERR_UNKNOWN_UPSTREAM', JSON.stringify(id))
-    const { mode, fields } = patchOf(o)
-    await this.#connected()
-    const w = await this.#write(mode, id, JSON.stringify(fields), '', 0)
-    return publicEntry(w.entry!)
-  }
-
-  /** For the calls made from code (the CLI): a client still connecting is waited for, up to timeoutMs. */
-  async #connected (): Promise<void> {
-    const client = this.#client
-    if (isReady(client)) return
-    if (client.status === 'wait') client.connect().catch(noop)
-    await new Promise<void>(resolve => {
-      const done = (): void => { clearTimeout(timer); client.off('ready', done); resolve() }
-      const timer = setTimeout(done, this.#config.timeoutMs)
-      client.once('ready', done)
-    })
+    this.closed = true
   }
 
   /** A balancer event: an operator's operation is published (or, offline, kept for the next sync). */
@@ -222,29 +121,26 @@ export class RedisControl extends EventEmitter {
     }
     const o = operationOf(event, info)
     if (o === undefined) return
-    const before = this.#mirror.get(id)
-    if (!this.#online || this.#dirty.has(id)) {
-      this.#keep(id, o, before)
+    if (!this.#online || this.#replica.isDirty(id)) {
+      this.#keep(id, o)
       return
     }
     const { mode, fields } = patchOf(o)
-    this.#write(mode, id, JSON.stringify(fields), '', 0).then(w => this.#written(id, w), (err: unknown) => {
+    this.write(mode, id, JSON.stringify(fields), '', 0).then(w => this.#written(id, w), (err: unknown) => {
       // Whether Redis applied it is unknown: kept like an operation made offline, the next sync settles it.
-      this.#keep(id, o, before)
+      this.#keep(id, o)
       this.#offline(err)
     })
   }
 
-  /** An operation made while Redis is unreachable: applied here already; offered at the next sync. */
-  #keep (id: string, o: Operation, before: WireEntry | undefined): void {
-    this.#mirror.set(id, applyPatch(before, o))
-    if (!this.#dirty.has(id)) this.#dirty.set(id, { epoch: this.#epoch, base: before?.v ?? 0, local: true })
+  #keep (id: string, o: Operation): void {
+    this.#replica.keep(id, o)
     if (this.#syncing !== undefined) this.#again = true
   }
 
   /** A member a source added: what operators set for it before (drained, weight) applies to it here too. */
   #applyKnown (info: UpstreamInfo): void {
-    const e = this.#mirror.get(info.id)
+    const e = this.#replica.get(info.id)
     if (e !== undefined) this.#apply(info.id, e, info, false)
   }
 
@@ -253,67 +149,51 @@ export class RedisControl extends EventEmitter {
    * changed it since), so an address reused later by another server starts afresh.
    */
   #forget (id: string): void {
-    const e = this.#mirror.get(id)
+    const e = this.#replica.get(id)
     if (e === undefined) return
-    if (!this.#online || this.#dirty.has(id)) {
-      this.#mirror.delete(id)
-      if (!this.#dirty.has(id)) this.#dirty.set(id, { epoch: this.#epoch, base: e.v, local: false })
+    if (!this.#online || this.#replica.isDirty(id)) {
+      this.#replica.forgetLater(id)
       return
     }
-    this.#write('forget', id, '{}', this.#epoch ?? '', e.v).then(w => {
-      if (w.won) {
-        this.#mirror.delete(id)
-        this.#seen.set(id, w.version)
-        this.emit('forgotten', id)
-      }
-      this.#highest = Math.max(this.#highest, w.version)
+    this.write('forget', id, '{}', this.#replica.epoch ?? '', e.v).then(w => {
+      if (!w.won) return
+      this.#replica.forgotten(id, w.version)
+      this.emit('forgotten', id)
     }, (err: unknown) => this.#offline(err))
   }
 
   /** The stored entry after this instance's own write. */
   #written (id: string, w: Written): void {
-    if (this.#epoch !== undefined && w.epoch !== this.#epoch) {
+    const r = this.#replica
+    if (r.epoch !== undefined && w.epoch !== r.epoch) {
       void this.#sync() // Redis lost its state meanwhile: the sync re-offers what this instance knows
       return
     }
-    this.#epoch = w.epoch
-    this.#highest = Math.max(this.#highest, w.version)
+    r.epoch = w.epoch
     if (w.entry !== undefined) this.#received(id, w.entry)
   }
 
   #onMessage = (channel: string, text: string): void => {
-    if (channel !== this.#keys.channel || this.#balancer === undefined) return
+    if (channel !== this.keys.channel || this.#balancer === undefined) return
     let m: { e?: unknown, id?: unknown, entry?: WireEntry, forget?: unknown }
     try { m = JSON.parse(text) } catch { return }
     if (typeof m?.e !== 'string' || typeof m.id !== 'string') return
-    if (this.#epoch !== undefined && m.e !== this.#epoch) {
+    const r = this.#replica
+    if (r.epoch !== undefined && m.e !== r.epoch) {
       void this.#sync()
       return
     }
-    this.#epoch = m.e
+    r.epoch = m.e
     // A change kept during an outage is settled by the sync's compare-and-set, not here.
-    if (this.#dirty.has(m.id)) return
-    if (typeof m.forget === 'number') {
-      this.#highest = Math.max(this.#highest, m.forget)
-      if (m.forget > (this.#seen.get(m.id) ?? 0)) {
-        this.#seen.set(m.id, m.forget)
-        this.#mirror.delete(m.id)
-      }
-      return
-    }
-    const e = m.entry
-    if (e === undefined || typeof e.v !== 'number') return
-    this.#highest = Math.max(this.#highest, e.v)
-    this.#received(m.id, e)
+    if (r.isDirty(m.id)) return
+    if (typeof m.forget === 'number') r.forgotten(m.id, m.forget)
+    else if (typeof m.entry?.v === 'number') this.#received(m.id, m.entry)
   }
 
   /** An entry from Redis: applied when newer than what this instance holds for that upstream. */
   #received (id: string, e: WireEntry, force = false): void {
-    if (!force && e.v <= (this.#seen.get(id) ?? 0)) return
-    this.#seen.set(id, e.v)
-    this.#mirror.set(id, e)
-    const present = this.#balancer?.list().find(u => u.id === id)
-    this.#apply(id, e, present, true)
+    if (!this.#replica.accept(id, e, force)) return
+    this.#apply(id, e, this.#balancer?.list().find(u => u.id === id), true)
   }
 
   /** Applies an entry to the balancer; the events it fires are not published again (they fire synchronously, inside the flag). */
@@ -327,7 +207,7 @@ export class RedisControl extends EventEmitter {
     } finally {
       this.#applying = false
     }
-    if (err !== undefined) this.#warn({ err, upstream: id }, `Redis control: the stored state of ${JSON.stringify(id)} could not be applied`)
+    if (err !== undefined) this.warn({ err, upstream: id }, `Redis control: the stored state of ${JSON.stringify(id)} could not be applied`)
     else this.emit('applied', id, publicEntry(e))
   }
 
@@ -357,26 +237,28 @@ export class RedisControl extends EventEmitter {
    */
   async #syncOnce (): Promise<void> {
     const sub = this.#sub
-    if (this.#balancer === undefined || sub === undefined || !isReady(this.#client) || !isReady(sub)) return
+    const r = this.#replica
+    if (this.#balancer === undefined || sub === undefined || !isReady(this.client) || !isReady(sub)) return
     try {
-      await this.#call(() => sub.subscribe(this.#keys.channel))
-      const before = await this.#readState()
-      if (this.#epoch !== undefined && before.epoch !== this.#epoch) this.#reoffer()
-      const contested = new Set(this.#dirty.keys())
-      for (const [id, d] of [...this.#dirty]) {
-        const mine = this.#mirror.get(id)
-        const w = await this.#write(mine === undefined ? 'forget' : 'cas', id, mine === undefined ? '{}' : fieldsOf(mine), d.epoch ?? '', d.base)
-        this.#dirty.delete(id)
-        if (!w.won && d.local) this.#conflict(id, mine, w.entry)
+      await this.call(() => sub.subscribe(this.keys.channel))
+      const before = await this.readState()
+      if (r.epoch !== undefined && before.epoch !== r.epoch) r.reoffer()
+      const contested = new Set<string>()
+      for (const offer of r.offers()) {
+        const w = await this.write(offer.fields === undefined ? 'forget' : 'cas', offer.id, offer.fields ?? '{}', offer.epoch ?? '', offer.base)
+        r.settled(offer.id)
+        contested.add(offer.id)
+        if (!w.won && offer.local) this.#conflict(offer.id, r.get(offer.id), w.entry)
       }
-      const state = await this.#readState()
-      this.#epoch = state.epoch
-      this.#highest = Math.max(state.version, this.#highest)
+      const state = await this.readState()
+      if (this.#sub !== sub) return // detached meanwhile
+      r.epoch = state.epoch
+      r.highest = Math.max(r.highest, state.version)
       for (const [id, e] of state.entries) this.#received(id, e, contested.has(id))
-      for (const id of [...this.#mirror.keys()]) if (!state.entries.has(id) && !this.#dirty.has(id)) this.#mirror.delete(id)
-      this.#online = this.#dirty.size === 0
+      r.prune(state.entries)
+      this.#online = r.pending === 0
       if (!this.#online) return // changed again meanwhile: #again brings another round
-      if (this.#outages > 0 && this.#since !== 0) this.#config.logger?.info({ name: this.name, downMs: Date.now() - this.#since }, 'Redis control: back in step with Redis')
+      if (this.#since !== 0) this.config.logger?.info({ name: this.name, downMs: Date.now() - this.#since }, 'Redis control: back in step with Redis')
       this.#since = 0
       this.emit('synced', { epoch: state.epoch ?? null, version: state.version })
       this.#synced?.()
@@ -386,16 +268,9 @@ export class RedisControl extends EventEmitter {
     }
   }
 
-  /** Redis came back without the state (a new epoch): everything this instance knows is offered again, kept only where nobody wrote first. */
-  #reoffer (): void {
-    for (const [id, e] of this.#mirror) if (!this.#dirty.has(id)) this.#dirty.set(id, { epoch: this.#epoch, base: e.v, local: false })
-    this.#seen.clear()
-    this.#highest = 0
-  }
-
   #conflict (id: string, local: WireEntry | undefined, stored: WireEntry | undefined): void {
     const detail = { upstream: id, local: local && publicEntry(local), stored: stored && publicEntry(stored) }
-    this.#warn(detail, `Redis control: what this instance did to ${JSON.stringify(id)} while Redis was unreachable lost to a later operation stored in Redis, which now applies`)
+    this.warn(detail, `Redis control: what this instance did to ${JSON.stringify(id)} while Redis was unreachable lost to a later operation stored in Redis, which now applies`)
     this.emit('conflict', detail)
   }
 
@@ -404,43 +279,22 @@ export class RedisControl extends EventEmitter {
     const balancer = this.#balancer
     const sub = this.#sub
     if (balancer === undefined || sub === undefined) return
-    if ((!this.#online || this.#dirty.size > 0) && isReady(sub)) void this.#sync()
-    if (!isReady(this.#client)) return
+    if ((!this.#online || this.#replica.pending > 0) && isReady(sub)) void this.#sync()
+    if (!isReady(this.client)) return
     const now = Date.now()
     const view = buildView(balancer, {
-      id: this.id, at: now, reportMs: this.#config.reportMs, viewTtlMs: this.#config.viewTtlMs,
-      online: this.#online, epoch: this.#epoch ?? null, version: this.#highest,
+      id: this.id, at: now, reportMs: this.config.reportMs, viewTtlMs: this.config.viewTtlMs,
+      online: this.#online, epoch: this.#replica.epoch ?? null, version: this.#replica.highest,
     })
     try {
-      const [epoch, version] = await this.#call(() => runScript(this.#client,
-        REPORT, [this.#keys.viewPrefix + this.id, this.#keys.views, this.#keys.state],
-        [JSON.stringify(view), Math.round(this.#config.viewTtlMs), this.id, now, now - 86_400_000])) as [string | null, string | null]
+      const [epoch, version] = await this.call(() => runScript(this.client,
+        REPORT, [this.keys.viewPrefix + this.id, this.keys.views, this.keys.state],
+        [JSON.stringify(view), Math.round(this.config.viewTtlMs), this.id, now, now - 86_400_000])) as [string | null, string | null]
       this.emit('reported', view)
-      if (this.#online && ((epoch ?? undefined) !== this.#epoch || Number(version ?? 0) > this.#highest)) void this.#sync()
+      if (this.#online && ((epoch ?? undefined) !== this.#replica.epoch || Number(version ?? 0) > this.#replica.highest)) void this.#sync()
     } catch (err) {
       this.#offline(err)
     }
-  }
-
-  async #write (mode: string, id: string, json: string, baseEpoch: string, base: number): Promise<Written> {
-    const r = await this.#call(() => runScript(this.#client, OPERATE, [this.#keys.state], [mode, id, json, baseEpoch, base, randomUUID(), this.#keys.channel])) as [string, number, string, number]
-    return { epoch: r[0], won: r[1] === 1, entry: parseEntry(r[2]), version: Number(r[3]) }
-  }
-
-  async #readState (): Promise<{ epoch: string | undefined, version: number, entries: Map<string, WireEntry> }> {
-    const all = await this.#call(() => this.#client.hgetall(this.#keys.state))
-    const entries = new Map<string, WireEntry>()
-    for (const [field, value] of Object.entries(all)) {
-      if (!field.startsWith('u:')) continue
-      const e = parseEntry(value)
-      if (e !== undefined) entries.set(field.slice(2), e)
-    }
-    return { epoch: all['#epoch'], version: Number(all['#version'] ?? 0), entries }
-  }
-
-  #call<T> (run: () => Promise<T>): Promise<T> {
-    if (!isReady(this.#client)) return Promise.reject(new Error(`the Redis client is not ready (${this.#client.status})`))
-    return withTimeout(this.#config.timeoutMs, run)
   }
 
   #offline (err: unknown): void {
@@ -449,14 +303,10 @@ export class RedisControl extends EventEmitter {
     this.#outages++
     this.#since = Date.now()
     const error = err instanceof Error ? err : new Error(String(err))
-    this.#warn({ err: error, name: this.name, outage: this.#outages }, 'Redis control unreachable: operations apply on this instance only until Redis is back, then the stored state wins where it is newer')
+    this.warn({ err: error, name: this.name, outage: this.#outages }, 'Redis control unreachable: operations apply on this instance only until Redis is back, then the stored state wins where it is newer')
     this.emit('offline', error)
   }
 
-  #warn (obj: object, msg: string): void {
-    if (this.#config.logger !== undefined) this.#config.logger.warn(obj, msg)
-    else process.emitWarning(msg, { code: 'AFFINITY_REDIS_CONTROL' })
-  }
 }
 
 /** A control shared through Redis by every balancer attached under `name`: `await redisControl({ client, name }).attach(balancer)`. */

@@ -3,7 +3,7 @@ export type { RedisStoreOptions, RedisStoreStats, RedisStoreLogger, RedisStoreEv
 export { RedisStoreError, DEGRADED_WARNING_CODE } from './errors.js'
 export type { RedisStoreErrorCode } from './errors.js'
 export { redisControl, RedisControl } from './control.js'
-export type { ControlState } from './control.js'
+export type { ControlState } from './control-client.js'
 export type { RedisControlOptions } from './control-options.js'
 export type { ControlEntry } from './control-entry.js'
 export type { InstanceView, LiveInstance, ViewUpstream } from './control-view.js'

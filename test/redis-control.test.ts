@@ -8,8 +8,12 @@
  * Without redis-server on PATH the file is skipped, unless AFFINITY_REQUIRE_REDIS=1.
  */
 import t, { type Test } from 'tap'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import express from 'express'
+import { affinity } from '@affinity/express'
 import { redisControl } from '@affinity/redis'
-import { until } from './helpers/http.js'
+import { request } from './helpers/http.js'
 import { attached, nextEvent, upstreamEvent } from './helpers/control.js'
 import { findRedisServer, ready, redisClient, startRedisServer } from './helpers/redis.js'
 import { startRelay } from './helpers/relay.js'
@@ -198,5 +202,24 @@ function tests (bin: string): void {
     const client = redisClient(t, server.port)
     await ready(client)
     t.same((await client.hkeys('affinity:control:{shop}')).sort(), ['#epoch', '#version'], 'S2 forgotten in Redis')
+  })
+
+  t.test('Express lb.admin() over an attached balancer: a drain through it applies on every instance', async t => {
+    const server = await startRedisServer(t, bin)
+    const ups = await upstreams(t)
+    const a = await attached(t, server.port, { name: 'shop', upstreams: ups })
+    const b = await attached(t, server.port, { name: 'shop', upstreams: ups })
+    const lb = affinity({ balancer: a.balancer })
+    const app = express()
+    app.use('/ops', lb.admin())
+    app.use(lb)
+    const http = app.listen(0, '127.0.0.1')
+    await once(http, 'listening')
+    t.teardown(async () => { await lb.close(); http.closeAllConnections(); http.close() })
+    const drained = upstreamEvent(b.balancer, 'draining', 'S3')
+    const res = await request(`http://127.0.0.1:${(http.address() as AddressInfo).port}/ops/drain/S3`, { method: 'POST' })
+    t.equal(res.status, 202)
+    await drained
+    t.equal(b.info('S3')!.state, 'draining', 'drained on the other instance')
   })
 }

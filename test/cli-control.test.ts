@@ -6,7 +6,11 @@
  * CLI as a child process against balancer processes.
  */
 import t from 'tap'
-import { cliMain, type CliIo } from '@affinity/core/internal'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { cliLoadFrom, cliMain, type CliIo } from '@affinity/core/internal'
 import { attached, upstreamEvent } from './helpers/control.js'
 import { findRedisServer, freePort, startRedisServer } from './helpers/redis.js'
 
@@ -71,6 +75,17 @@ t.test('Redis unreachable: exit 1, naming the URL with its password masked', asy
   const env = await cli(['drain', 'S1', '--timeout', '1000'], { AFFINITY_REDIS_URL: `redis://127.0.0.1:${port}`, AFFINITY_CONTROL_NAME: 'shop' })
   t.equal(env.code, 1, '$AFFINITY_REDIS_URL and $AFFINITY_CONTROL_NAME stand for the options')
   t.match(env.err, /cannot reach Redis/)
+})
+
+t.test('@affinity/redis or ioredis missing: the command says what to install', async t => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'affinity-cli-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(path.join(dir, 'package.json'), '{}')
+  const from = pathToFileURL(path.join(dir, 'package.json')).href
+  await t.rejects(cliLoadFrom('@affinity/redis', [from]), { message: /this command needs @affinity\/redis and ioredis: npm install @affinity\/redis ioredis \(@affinity\/redis was not found from file:/ })
+  await t.rejects(cliLoadFrom('ioredis', [from]), { message: /npm install @affinity\/redis ioredis \(ioredis was not found/ })
+  const found = await cliLoadFrom('ioredis', [from, pathToFileURL(path.join(process.cwd(), 'package.json')).href])
+  t.type(found.module.Cluster, 'function', 'the next base is tried: found beside the project')
 })
 
 const bin = findRedisServer()

@@ -22,3 +22,4 @@ export { SimulationOptionError, upstreamList, type SimulationOptions } from './s
 export { renderChart } from './simulate/chart.js'
 export { hex8, mulberry32 } from './simulate/prng.js'
 export { main as cliMain, type CliIo } from './cli/main.js'
+export { loadFrom as cliLoadFrom } from './cli/control-load.js'

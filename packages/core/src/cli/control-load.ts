@@ -43,7 +43,7 @@ export class MissingModuleError extends Error {}
  * installed @affinity/redis and ioredis), else from `from` (next to this package,
  * or next to @affinity/redis for its peer ioredis).
  */
-async function load (name: string, bases: string[]): Promise<{ module: Record<string, unknown>, path: string }> {
+export async function loadFrom (name: string, bases: string[]): Promise<{ module: Record<string, unknown>, path: string }> {
   for (const base of bases) {
     let path: string
     try {
@@ -72,8 +72,8 @@ export interface ConnectOptions {
  */
 export async function connectControl (opts: ConnectOptions): Promise<Connected> {
   const fromCwd = pathToFileURL(join(opts.cwd, 'package.json')).href
-  const redis = await load('@affinity/redis', [fromCwd, import.meta.url])
-  const ioredis = (await load('ioredis', [pathToFileURL(redis.path).href, fromCwd])).module
+  const redis = await loadFrom('@affinity/redis', [fromCwd, import.meta.url])
+  const ioredis = (await loadFrom('ioredis', [pathToFileURL(redis.path).href, fromCwd])).module
   const Redis = (ioredis.Redis ?? ioredis.default) as new (url: string, o: object) => RedisClientLike
   const Cluster = ioredis.Cluster as new (nodes: string[], o: object) => RedisClientLike
   const redisControl = redis.module.redisControl as (o: object) => ControlLike

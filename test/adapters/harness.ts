@@ -4,7 +4,7 @@
  * the spirit of Hono's adapter conformance suite. Each `start` builds a real app on
  * 127.0.0.1:0 with the proxy mounted under a prefix and registers its teardown
  * with the test; balancers passed in belong to the caller (the scenario), as the
- * README's "Fastify" and "Express" sections promise, and upstreams are the scenario's too.
+ * docs/fastify.md and docs/express.md promise, and upstreams are the scenario's too.
  */
 import { once } from 'node:events'
 import type { Server } from 'node:http'
@@ -173,7 +173,7 @@ export type ExpressFactory = () => express.Express
 
 /**
  * Express: `app.use(prefix, lb)` per mount and `server.on('upgrade', lb.upgrade)`
- * for each middleware, as the README shows for one.
+ * for each middleware, as the README shows for one (docs/express.md).
  */
 export function expressHarness (factory: ExpressFactory = express, name = 'express'): AdapterHarness<express.Express> {
   const h: Pick<AdapterHarness<express.Express>, 'startMounts'> = {

@@ -15,6 +15,8 @@ const messages = {
   AFFINITY_ERR_DNS_FAILED: 'DNS discovery: the %s lookup of %s failed (%s); the membership is left as it was',
   AFFINITY_ERR_DNS_EMPTY: 'DNS discovery: %s has no %s (%s); the membership is left as it was',
   AFFINITY_ERR_DNS_SRV_TARGET: 'DNS discovery: SRV targets of %s without an address are left out: %s',
+  AFFINITY_ERR_DISCOVERY_UPDATE: 'membership source: %s; the membership is left as it was',
+  AFFINITY_ERR_SOURCE_MANAGED: '%s is refused: this balancer\'s membership comes from its source (the next update would undo it); drain(), undrain() and setWeight() still apply',
   AFFINITY_ERR_STRATEGY_IN_USE: 'strategy %s is already bound to another balancer: create one strategy per balancer',
   AFFINITY_ERR_CLOSED: 'the balancer is closed',
   AFFINITY_ERR_PROM_CLIENT_MISSING: 'install prom-client to enable metrics (`npm install prom-client`): it is an optional peer dependency of @affinity/core',

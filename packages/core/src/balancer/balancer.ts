@@ -21,6 +21,8 @@ import { kBalancer } from './brand.js'
 import { balancerConfig, drainIdleMs, uniqueIds, type BalancerConfig, type BalancerOptions } from './config.js'
 import { Drains } from './drain.js'
 import { Membership, type Changed, type PanicInfo } from './membership.js'
+import { SlowStart } from './slow-start.js'
+import { SourceSync } from './source-sync.js'
 import { balancerStats } from './stats.js'
 
 export type { BalancerOptions } from './config.js'
@@ -41,8 +43,15 @@ export type BalancerEvent = 'down' | 'up' | 'added' | 'removed' | 'drained' | 'd
 export type BalancerListener = (upstream: UpstreamInfo, reason: string) => void
 export type RemapListener = (remap: RemapEvent) => void
 export type PanicListener = (info: PanicInfo) => void
+/** 'discovery-error': the source failed or sent a list that was refused; the membership stays as it was. */
+export type DiscoveryErrorListener = (err: Error) => void
+/** 'slow-start': an upstream's ramp began, went up a step, or ended (`effectiveWeight` === `upstream.weight`). */
+export type SlowStartListener = (upstream: UpstreamInfo, effectiveWeight: number) => void
 /** Called once per attempt as it ends; `seconds` from dispatch to the end of the response. */
 export type OutcomeListener = (upstream: Upstream, kind: OutcomeKind, seconds: number) => void
+
+type AnyEvent = BalancerEvent | 'panic' | 'calm' | 'remap' | 'discovery-error' | 'slow-start'
+type AnyListener = BalancerListener | PanicListener | RemapListener | DiscoveryErrorListener | SlowStartListener
 
 /** Each strategy instance keeps per-balancer tables, so it can serve one balancer only. */
 const boundStrategies = new WeakSet<Strategy>()
@@ -50,9 +59,10 @@ const boundStrategies = new WeakSet<Strategy>()
 /**
  * Membership, health and forwarding around one strategy. The parts: `config.ts`
  * checks the options, `Membership` keeps the upstream set and the snapshots the
- * strategy reads, `Drains` completes drains, passive and active health watch the
- * upstreams, and the forwarders (forward/) carry requests through a narrow
- * `ForwardContext`. This class wires them and is the public face.
+ * strategy reads, `SourceSync` applies a membership source's lists to it,
+ * `SlowStart` ramps the weight of newcomers, `Drains` completes drains, passive and
+ * active health watch the upstreams, and the forwarders (forward/) carry requests
+ * through a narrow `ForwardContext`. This class wires them and is the public face.
  */
 export class Balancer extends EventEmitter {
   readonly strategy: Strategy
@@ -63,6 +73,9 @@ export class Balancer extends EventEmitter {
   readonly #config: BalancerConfig
   readonly #membership: Membership
   readonly #drains: Drains
+  readonly #slowStart: SlowStart
+  /** With a membership source: follows it (source-sync.ts). */
+  readonly #sync: SourceSync | undefined
   readonly #active: ActiveHealth | undefined
   readonly #passive: PassiveHealth | undefined
   readonly #ctx: ForwardContext
@@ -85,7 +98,12 @@ export class Balancer extends EventEmitter {
     this.retries = config.retries
     this.timeoutMs = config.timeoutMs
     this.idleTimeoutMs = config.idleTimeoutMs
-    this.#membership = new Membership(config.strategy, config.panicThreshold, config.upstreams.map(n => this.#upstream(n)), () => this.listenerCount('remap') > 0)
+    this.#slowStart = new SlowStart(config.slowStartMs, (steps) => {
+      if (this.#closed) return
+      this.#membership.reweighed()
+      for (const [u, factor] of steps) this.#rampStep(u, factor === 1)
+    })
+    this.#membership = new Membership(config.strategy, config.panicThreshold, config.upstreams.map(n => this.#upstream(n)), () => this.listenerCount('remap') > 0, () => this.#slowStart.factors())
     this.#drains = new Drains((u, why) => this.emit('drained', u.info(), why))
     const membership = this.#membership
     this.#passive = config.passive && new PassiveHealth(config.passive, (u, why) => this.#stateChanged(u, why), {
@@ -99,6 +117,25 @@ export class Balancer extends EventEmitter {
     })
     for (const u of membership.values()) this.#active?.start(u)
     this.#ctx = this.#forwardContext()
+    this.#sync = config.source && new SourceSync(config.source, {
+      membership,
+      drains: this.#drains,
+      slowStart: this.#slowStart,
+      create: (n) => this.#upstream(n),
+      admitted: (u) => this.#active?.start(u),
+      retired: (u) => this.#retire(u),
+      announce: (changed, events, reason) => this.#announce(changed, events, reason),
+      failed: (err) => this.emit('discovery-error', err),
+    })
+  }
+
+  /**
+   * Resolves once the first membership is known: at once for a list; with a source,
+   * once its first list is applied (until then requests get 503, none up). Rejects
+   * with AFFINITY_ERR_CLOSED if the balancer closes first.
+   */
+  ready (): Promise<void> {
+    return this.#sync?.ready() ?? (this.#closed ? Promise.reject(new AffinityError('AFFINITY_ERR_CLOSED')) : Promise.resolve())
   }
 
   /** The current membership snapshot (what strategies see). */
@@ -109,23 +146,28 @@ export class Balancer extends EventEmitter {
   /** Adds an upstream; nobody bound elsewhere moves, hash strategies move only keys onto it. */
   add (input: UpstreamInput): UpstreamInfo {
     this.#assertOpen()
+    if (this.#sync !== undefined) throw new AffinityError('AFFINITY_ERR_SOURCE_MANAGED', 'add()')
     const n = normalizeUpstream(input)
     if (this.#membership.get(n.id) !== undefined) throw new AffinityError('AFFINITY_ERR_DUPLICATE_ID', n.id)
     const u = this.#upstream(n)
+    this.#slowStart.start(u)
     const changed = this.#membership.add(u)
     this.#active?.start(u)
-    this.#announce(u, changed, 'added')
+    this.#announce(changed, [['added', u]])
     return u.info()
   }
 
-  /** Removes an upstream: no new requests; requests in flight and open WebSockets finish. */
+  /**
+   * Removes an upstream: no new requests; requests in flight and open WebSockets
+   * finish. With a membership source, add() and remove() are refused
+   * (AFFINITY_ERR_SOURCE_MANAGED): the source's next list would undo them.
+   */
   remove (id: string): void {
     const u = this.#get(id)
+    if (this.#sync !== undefined) throw new AffinityError('AFFINITY_ERR_SOURCE_MANAGED', 'remove()')
     const changed = this.#membership.remove(u)
-    this.#active?.stop(u)
-    this.#passive?.forget(u)
-    void u.pool.close().catch(() => {})
-    this.#announce(u, changed, 'removed')
+    this.#retire(u)
+    this.#announce(changed, [['removed', u]])
     this.#drains.check(u)
   }
 
@@ -135,14 +177,20 @@ export class Balancer extends EventEmitter {
    * successors. Resolves, and emits 'drained', once nothing is in flight there, no
    * WebSocket is open and, with an idle window (`idleMs`, or the balancer's
    * `drainIdleMs`), no bound user has come back for that long (see Drains).
+   * The drain is the operator's: a member its source leaves out and lists again
+   * stays drained until undrain().
    */
   drain (id: string, opts: DrainOptions = {}): Promise<void> {
     const u = this.#get(id)
     const idleMs = opts.idleMs === undefined ? this.#config.drainIdleMs : drainIdleMs('idleMs', opts.idleMs)
-    if (!u.draining) {
-      u.draining = true
-      u.boundSeenAt = performance.now()
-      this.#stateChanged(u, 'draining')
+    if (!u.drainedByOperator) {
+      u.drainedByOperator = true
+      if (!u.draining) {
+        u.draining = true
+        u.boundSeenAt = performance.now()
+        this.#stateChanged(u, 'draining')
+      }
+      // Reported even when its source already drains it: the operator's drain outlasts the source's.
       this.emit('draining', u.info(), 'draining')
     }
     return this.#drains.wait(u, idleMs)
@@ -165,13 +213,20 @@ export class Balancer extends EventEmitter {
     return u.info()
   }
 
-  /** Ends a drain: the upstream takes new users again. */
+  /**
+   * Ends an operator's drain: the upstream takes new users again, unless its source
+   * left it out (it drains until it is listed again or removed; the event is still
+   * emitted, with state 'draining').
+   */
   undrain (id: string): void {
     const u = this.#get(id)
-    if (!u.draining) return
-    u.draining = false
-    this.#drains.cancel(u)
-    this.#stateChanged(u, 'drain cancelled')
+    if (!u.drainedByOperator) return
+    u.drainedByOperator = false
+    if (!u.leaving) {
+      u.draining = false
+      this.#drains.cancel(u)
+      this.#stateChanged(u, 'drain cancelled')
+    }
     this.emit('undrained', u.info(), 'drain cancelled')
   }
 
@@ -223,7 +278,7 @@ export class Balancer extends EventEmitter {
 
   /** Per upstream state, counters, outcomes, bound users and checks; picks by reason; recent changes. */
   stats (): BalancerStats {
-    return balancerStats(this.members, this.strategy, this.#picks, this.#membership.changes())
+    return balancerStats(this.members, this.strategy, this.#picks, this.#membership.changes(), this.#sync?.stats())
   }
 
   /** Forwards an HTTP request to the chosen upstream and streams the answer into `res`. */
@@ -238,15 +293,19 @@ export class Balancer extends EventEmitter {
 
   override on (event: 'panic' | 'calm', listener: PanicListener): this
   override on (event: 'remap', listener: RemapListener): this
+  override on (event: 'discovery-error', listener: DiscoveryErrorListener): this
+  override on (event: 'slow-start', listener: SlowStartListener): this
   override on (event: BalancerEvent, listener: BalancerListener): this
-  override on (event: BalancerEvent | 'panic' | 'calm' | 'remap', listener: BalancerListener | PanicListener | RemapListener): this {
+  override on (event: AnyEvent, listener: AnyListener): this {
     return super.on(event, listener)
   }
 
   override once (event: 'panic' | 'calm', listener: PanicListener): this
   override once (event: 'remap', listener: RemapListener): this
+  override once (event: 'discovery-error', listener: DiscoveryErrorListener): this
+  override once (event: 'slow-start', listener: SlowStartListener): this
   override once (event: BalancerEvent, listener: BalancerListener): this
-  override once (event: BalancerEvent | 'panic' | 'calm' | 'remap', listener: BalancerListener | PanicListener | RemapListener): this {
+  override once (event: AnyEvent, listener: AnyListener): this {
     return super.once(event, listener)
   }
 
@@ -254,6 +313,8 @@ export class Balancer extends EventEmitter {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#sync?.close()
+    this.#slowStart.close()
     this.#active?.close()
     this.#passive?.close()
     this.#drains.completeAll()
@@ -277,23 +338,46 @@ export class Balancer extends EventEmitter {
     return u
   }
 
+  /** Out of the membership: health checks stop, its ramp ends, its pool closes once its requests finish. */
+  #retire (u: Upstream): void {
+    this.#active?.stop(u)
+    this.#passive?.forget(u)
+    this.#slowStart.stop(u)
+    void u.pool.close().catch(() => {})
+  }
+
   #assertOpen (): void {
     if (this.#closed) throw new AffinityError('AFFINITY_ERR_CLOSED')
   }
 
   #stateChanged (u: Upstream, reason: string): void {
     if (this.#closed) return
+    // Back from down: slow start, in the snapshot that takes it back.
+    const recovers = this.#membership.announced(u) === 'down' && u.state !== 'down'
+    if (recovers) this.#slowStart.start(u)
     const changed = this.#membership.stateChanged(u, reason)
     if (changed === undefined) return
-    const after = changed.change.to
-    this.#announce(u, changed, after === 'down' ? 'down' : changed.from === 'down' ? 'up' : undefined, reason)
+    const after = changed.changes[0]!.to
+    this.#announce(changed, after === 'down' ? [['down', u]] : recovers ? [['up', u]] : [], reason)
   }
 
-  /** Emits what a change produced: panic/calm first, then the upstream event, then the remap. */
-  #announce (u: Upstream, changed: Changed, event: BalancerEvent | undefined, reason: string = event ?? ''): void {
+  /**
+   * Emits what a change produced: panic/calm first, then the upstream events (each
+   * with `reason`, by default the event's name), then the remap, then the first
+   * step of any slow start it began.
+   */
+  #announce (changed: Changed, events: ReadonlyArray<[BalancerEvent, Upstream]>, reason?: string): void {
     if (changed.panic !== undefined) this.emit(changed.panic ? 'panic' : 'calm', changed.info)
-    if (event !== undefined) this.emit(event, u.info(), reason)
+    for (const [event, u] of events) this.emit(event, u.info(), reason ?? event)
     if (changed.remap !== undefined) this.emit('remap', changed.remap)
+    for (const [event, u] of events) if (event === 'added' || event === 'up') this.#rampStep(u)
+  }
+
+  /** A 'slow-start' event for `u` while it ramps, and the one that ends its ramp (`done`). */
+  #rampStep (u: Upstream, done = false): void {
+    if (u.removed || this.listenerCount('slow-start') === 0) return
+    const w = this.members.weightOf(u)
+    if (done || w < u.weight) this.emit('slow-start', u.info(), w)
   }
 
   #picked (choice: Choice): void {

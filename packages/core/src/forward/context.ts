@@ -47,7 +47,7 @@ export interface Blame {
 }
 
 /**
- * The blame rule (README, "Health"): an attempt is charged to an upstream only for
+ * The blame rule (docs/operations.md, "Health"): an attempt is charged to an upstream only for
  * what that upstream did — a refused or timed-out connection, a reset or close
  * before a complete response head, no head within timeoutMs. Never for what a
  * client can cause: a request undici could not build from what the client sent, a

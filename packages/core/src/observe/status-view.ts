@@ -1,5 +1,5 @@
 import type { Balancer } from '../balancer/balancer.js'
-import type { BalancerStats, StateChange, UpstreamStats } from '../model/types.js'
+import type { BalancerStats, DiscoveryStats, StateChange, UpstreamStats } from '../model/types.js'
 import type { StickStoreStats } from '../stick/store.js'
 import type { StatsHistory } from './history.js'
 import { chartGeometry, type ChartGeometry } from './status-chart.js'
@@ -37,6 +37,8 @@ export interface StatusView {
   changes: StateChange[]
   /** A shared stick store's health (stickyIp over Redis), as in stats(); null otherwise. */
   store: StickStoreStats | null
+  /** How a membership source (dnsDiscovery…) is followed, as in stats(); null for a fixed list. */
+  discovery: DiscoveryStats | null
   history: {
     intervalMs: number
     windowMs: number
@@ -91,6 +93,7 @@ export function statusView (balancer: Balancer, history: StatsHistory, opts: { s
     picks: stats.picks,
     changes: stats.changes,
     store: stats.store ?? null,
+    discovery: stats.discovery ?? null,
     history: { intervalMs: history.intervalMs, windowMs: history.windowMs, ids, samples },
     chart: chartGeometry(samples.map(s => ({ at: s.at, values: s.rps })), ids.length, stats.at, history.windowMs),
   }

@@ -24,7 +24,8 @@ class LeastConnections implements Strategy {
 
   update (members: Members): void {
     this.#list = members.eligible
-    this.#smooth.reset(this.#list.map(u => u.weight))
+    // Effective weights: an upstream under slow start counts as that much smaller.
+    this.#smooth.reset(members.eligibleWeights)
     this.#ties = new Int32Array(this.#list.length)
   }
 

@@ -3,6 +3,7 @@ import { isPromise } from '../model/choice.js'
 import type { Members } from '../model/members.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
+import { boundedCap } from '../hashing/bounded-loads.js'
 import { finiteNumber } from '../options.js'
 import type { Strategy } from './strategy.js'
 
@@ -10,19 +11,6 @@ import type { Strategy } from './strategy.js'
 export function sessionCap (factor: number | undefined): SessionCap | undefined {
   if (factor === undefined) return undefined
   return new SessionCap(finiteNumber('sessionBalanceFactor', factor, 0, { above: 1 }, 'expected a number > 1, e.g. 1.25 (no upstream above 1.25 × the average bound users)'))
-}
-
-/**
- * The bounded-loads cap, ceil(c × average) per unit of weight (Mirrokni, Thorup,
- * Zadimoghaddam, "Consistent Hashing with Bounded Loads", SODA 2018), as the
- * paper counts it: over the `total` load of the candidates with total weight
- * `weight`, the item being placed included (`total` already counts it).
- * Worked example: c = 1.25, 10 users on 3 equal upstreams, an 11th to place:
- * ceil(1.25 × 11 / 3) = ceil(4.58) = 5 per upstream.
- * Rounding noise must not lift a cap by one: 1.1 × 10 is 11.000000000000002.
- */
-export function boundedCap (factor: number, total: number, weight: number, w: number): number {
-  return Math.ceil(factor * total * w / weight * (1 - 1e-12))
 }
 
 /**
@@ -61,11 +49,12 @@ export class SessionCap {
     const eligible = members.eligible
     let bound = 0
     let weight = 0
+    // Effective weights (Members.weightOf): an upstream under slow start has a ramped cap.
     for (const e of eligible) {
       bound += counts.get(e.id) ?? 0
-      weight += e.weight
+      weight += members.weightOf(e)
     }
-    const full = (x: Upstream): boolean => (counts.get(x.id) ?? 0) >= boundedCap(this.factor, bound + 1, weight, x.weight)
+    const full = (x: Upstream): boolean => (counts.get(x.id) ?? 0) >= boundedCap(this.factor, bound + 1, weight, members.weightOf(x))
     if (!full(u)) return u
     const aside = new Set(eligible.filter(full))
     const settle = (v: Upstream | undefined): Upstream | undefined => {
@@ -76,7 +65,7 @@ export class SessionCap {
       let best: Upstream | undefined
       let least = Infinity
       for (const x of eligible) {
-        const ratio = (counts.get(x.id) ?? 0) / x.weight
+        const ratio = (counts.get(x.id) ?? 0) / members.weightOf(x)
         if (ratio < least && !choice.avoids(x)) { best = x; least = ratio }
       }
       // Every upstream with room failed this request: serving beats refusing.

@@ -14,7 +14,8 @@ import express from 'express'
 import { affinity } from '@affinity/express'
 import { redisControl } from '@affinity/redis'
 import { request } from './helpers/http.js'
-import { attached, nextEvent, upstreamEvent } from './helpers/control.js'
+import { createBalancer, roundRobin } from '@affinity/core'
+import { attached, manualSource, nextEvent, upstreamEvent } from './helpers/control.js'
 import { findRedisServer, ready, redisClient, startRedisServer } from './helpers/redis.js'
 import { startRelay } from './helpers/relay.js'
 import { startUpstreams } from './helpers/upstreams.js'
@@ -180,28 +181,70 @@ function tests (bin: string): void {
     t.same(state.upstreams.S3, { version: 2, drained: true })
   })
 
-  t.test('a lazyConnect client is connected by attach; a discovery change is neither published nor kept', async t => {
+  t.test('a lazyConnect client is connected by attach', async t => {
     const server = await startRedisServer(t, bin)
     const ups = await upstreams(t)
     const a = await attached(t, server.port, { name: 'shop', upstreams: ups, redis: { lazyConnect: true } })
-    const b = await attached(t, server.port, { name: 'shop', upstreams: ups })
     t.equal(a.control.online, true, 'attached and in step')
-    // DNS discovery (wip/fleet) emits its membership changes with the reason 'discovery':
-    // each instance follows DNS itself. Emitted here as the balancer would.
-    const s1 = a.info('S1')!
-    a.balancer.emit('draining', { ...s1, state: 'draining' }, 'discovery')
-    const drained = upstreamEvent(b.balancer, 'draining', 'S2')
-    void a.balancer.drain('S2')
+    t.equal(a.client.status, 'ready')
+  })
+
+  t.test('balancers following a membership source: its changes are neither published nor kept; operator state meets members as they come and is forgotten as they go', async t => {
+    const server = await startRedisServer(t, bin)
+    const ups = await upstreams(t)
+    const list = ups.map(u => ({ id: u.id, url: u.url }))
+    const sources = [manualSource(), manualSource()]
+    const [a, b] = await Promise.all(sources.map(async (source, i) => {
+      const balancer = createBalancer({ upstreams: source, strategy: roundRobin(), removeGraceMs: 60_000, drainIdleMs: 0 })
+      t.teardown(() => balancer.close())
+      source.set(list)
+      await balancer.ready()
+      const control = redisControl({ client: redisClient(t, server.port), name: 'shop', id: `src-${i}` })
+      t.teardown(() => control.close())
+      await control.attach(balancer)
+      return { balancer, control, info: (id: string) => balancer.list().find(u => u.id === id) }
+    }))
+    const cli = redisControl({ client: redisClient(t, server.port), name: 'shop' })
+
+    // S1 leaves A's source: A drains it (reason 'discovery'); nothing is stored or sent.
+    const leaving = upstreamEvent(a!.balancer, 'draining', 'S1')
+    sources[0]!.set(list.slice(1))
+    t.equal((await leaving)[1], 'discovery')
+    const operator = upstreamEvent(b!.balancer, 'draining', 'S2')
+    void a!.balancer.drain('S2')
+    await operator
+    t.same(Object.keys((await cli.state()).upstreams), ['S2'], 'only the operator\'s drain is stored')
+    t.equal(b!.info('S1')!.state, 'up', 'B still has S1 up: each instance follows its own source')
+
+    // An operator drains S4 before any instance has it: it is stored; a member S4 that a source adds later arrives drained.
+    await cli.drain('S4')
+    const s4 = { id: 'S4', url: ups[2]!.url.replace('127.0.0.1', 'localhost') }
+    const added = upstreamEvent(b!.balancer, 'added', 'S4')
+    const drained = upstreamEvent(b!.balancer, 'draining', 'S4')
+    sources[1]!.set([...list, s4])
+    t.equal((await added)[1], 'discovery')
     await drained
-    t.same(Object.keys((await b.control.state()).upstreams), ['S2'], 'only the operator\'s drain was stored')
-    t.equal(b.info('S1')!.state, 'up')
-    // S2 leaves DNS on A: its operator state is forgotten, so an address reused later starts afresh.
-    const forgotten = nextEvent(a.control, 'forgotten')
-    a.balancer.emit('removed', a.info('S2')!, 'discovery')
-    t.same(await forgotten, ['S2'])
-    const client = redisClient(t, server.port)
-    await ready(client)
-    t.same((await client.hkeys('affinity:control:{shop}')).sort(), ['#epoch', '#version'], 'S2 forgotten in Redis')
+    t.equal(b!.info('S4')!.state, 'draining', 'the stored drain met the new member')
+
+    // S3's address changes under its id: the source replaces it (removed and added in one
+    // batch); the operator's weight for S3 is not forgotten.
+    const weighted = upstreamEvent(b!.balancer, 'weight', 'S3')
+    a!.balancer.setWeight('S3', 3)
+    await weighted
+    const replaced = upstreamEvent(b!.balancer, 'added', 'S3')
+    sources[1]!.set([...list.slice(0, 2), { id: 'S3', url: ups[2]!.url.replace('127.0.0.1', '[::ffff:127.0.0.1]') }, s4])
+    await replaced
+    const synced = upstreamEvent(a!.balancer, 'undrained', 'S2')
+    b!.balancer.undrain('S2') // an operation after the batch: any forget B sent is in Redis before it
+    await synced
+    t.match((await cli.state()).upstreams.S3, { weight: 3 }, 'S3\'s operator state survived the replacement')
+
+    // S4 leaves B's source and is removed once idle: its stored drain is forgotten, so an
+    // address reused later starts afresh.
+    const forgotten = nextEvent(b!.control, 'forgotten')
+    sources[1]!.set(list)
+    t.same(await forgotten, ['S4'])
+    t.same(Object.keys((await cli.state()).upstreams).sort(), ['S2', 'S3'], 'S4 forgotten in Redis')
   })
 
   t.test('Express lb.admin() over an attached balancer: a drain through it applies on every instance', async t => {

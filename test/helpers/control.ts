@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events'
 import type { Test } from 'tap'
 import type { Redis, RedisOptions } from 'ioredis'
-import { createBalancer, roundRobin, type Balancer, type UpstreamInfo } from '@affinity/core'
+import { createBalancer, roundRobin, type Balancer, type UpstreamInfo, type UpstreamInput, type UpstreamSource } from '@affinity/core'
 import { redisControl, type RedisControl, type RedisControlOptions } from '@affinity/redis'
 import { redisClient } from './redis.js'
 
@@ -51,4 +51,18 @@ export function nextEvent<A extends unknown[]> (emitter: EventEmitter, event: st
 /** The next balancer event of `event` for upstream `id`. */
 export function upstreamEvent (balancer: Balancer, event: string, id: string): Promise<[UpstreamInfo, string]> {
   return nextEvent<[UpstreamInfo, string]>(balancer, event, (info) => info.id === id)
+}
+
+/** A membership source fed by hand (docs/operations.md's), for balancers that follow a source. */
+export function manualSource (): UpstreamSource & { set (list: UpstreamInput[]): void } {
+  const subscribers = new Set<(list: UpstreamInput[]) => void>()
+  let last: UpstreamInput[] | undefined
+  return {
+    set (list) { last = list; for (const update of subscribers) update(list) },
+    subscribe (update) {
+      subscribers.add(update)
+      if (last !== undefined) queueMicrotask(() => { if (subscribers.has(update)) update(last!) })
+      return () => { subscribers.delete(update) }
+    },
+  }
 }

@@ -32,6 +32,10 @@ const fromSource = (reason: string): boolean => reason === 'discovery' || reason
 export class RedisControl extends ControlClient {
   readonly #replica = new Replica()
   #balancer: Balancer | undefined
+  /** Whether the balancer follows a membership source: its membership is the source's, never an operator's. */
+  #sourced = false
+  /** Upstreams a source removed in the batch being announced. */
+  readonly #leaving = new Set<string>()
   #unlisten: Array<() => void> = []
   #sub: Client | undefined
   #timer: NodeJS.Timeout | undefined
@@ -58,6 +62,7 @@ export class RedisControl extends ControlClient {
     if (!isBalancer(balancer)) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'balancer', 'expected a balancer from createBalancer()')
     if (this.#balancer !== undefined) throw new AffinityError('AFFINITY_ERR_INVALID_OPTION', 'balancer', 'this control is already attached: create one control per balancer')
     this.#balancer = balancer
+    this.#sourced = balancer.stats().discovery !== undefined
     for (const event of EVENTS) {
       const listener = (info: UpstreamInfo, reason: string): void => this.#local(event, info, reason)
       balancer.on(event, listener)
@@ -115,8 +120,15 @@ export class RedisControl extends ControlClient {
     if (this.#applying || this.#balancer === undefined) return
     const id = info.id
     if (fromSource(reason)) {
-      if (event === 'added') this.#applyKnown(info)
-      else if (event === 'removed') this.#forget(id)
+      if (event === 'added') {
+        this.#leaving.delete(id) // replaced under the same id (a new address): not gone
+        this.#applyKnown(info)
+      } else if (event === 'removed') {
+        // A source replaces an upstream whose address changed by a removal and an addition
+        // in one batch, announced together: forget only once the batch is over.
+        this.#leaving.add(id)
+        queueMicrotask(() => { if (this.#leaving.delete(id)) this.#forget(id) })
+      }
       return
     }
     const o = operationOf(event, info)
@@ -193,7 +205,7 @@ export class RedisControl extends ControlClient {
   /** An entry from Redis: applied when newer than what this instance holds for that upstream. */
   #received (id: string, e: WireEntry, force = false): void {
     if (!this.#replica.accept(id, e, force)) return
-    this.#apply(id, e, this.#balancer?.list().find(u => u.id === id), true)
+    this.#apply(id, e, this.#balancer?.list().find(u => u.id === id), !this.#sourced)
   }
 
   /** Applies an entry to the balancer; the events it fires are not published again (they fire synchronously, inside the flag). */

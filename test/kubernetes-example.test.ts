@@ -2,8 +2,10 @@
  * examples/kubernetes is not applied in CI (there is no cluster here). Instead this
  * test parses its manifests and checks every name, port, path, label, env var and
  * duration in them against the example's code and against each other, then runs
- * the two files that need no cluster: app.js behind a real balancer, and the
- * preStop hook (prestop.js) draining that pod through a real admin route.
+ * the code: app.js behind a real balancer, and the preStop hook (prestop.js)
+ * draining that pod through a real admin route; and balancer.js itself, two
+ * replicas, discovering pods on a real DNS server (dnsmasq, as a headless Service
+ * answers) and sharing a Redis control on a real redis-server.
  */
 import { readFileSync, existsSync } from 'node:fs'
 import t from 'tap'
@@ -11,7 +13,12 @@ import { parseAllDocuments, parse } from 'yaml'
 import Fastify from 'fastify'
 import affinity from '@affinity/fastify'
 import { createBalancer, stickyCookie } from '@affinity/core'
-import { Browser } from './helpers/http.js'
+import { cliMain } from '@affinity/core/internal'
+import { nextEvent } from './helpers/control.js'
+import { findDnsmasq, startDnsmasq, ZONE } from './helpers/dnsmasq.js'
+import { Browser, request } from './helpers/http.js'
+import { findRedisServer, startRedisServer } from './helpers/redis.js'
+import { startHeadlessFleet } from './helpers/upstreams.js'
 
 const dir = new URL('../examples/kubernetes/', import.meta.url)
 const read = (file: string): string => readFileSync(new URL(file, dir), 'utf8')
@@ -221,3 +228,63 @@ t.test('examples/kubernetes: app.js behind a balancer; prestop.js drains its pod
   t.equal(balancer.list().find(u => u.id === home.id)!.state, 'draining', 'the pod is drained; new users go to the other')
   t.match(lines[0], new RegExp(`^draining 127\\.0\\.0\\.1:${home.id.split(':')[1]} on 1 balancer replica`))
 })
+
+interface Replica { app: { server: { address (): { port: number } } }, balancer: import('@affinity/core').Balancer, control: import('@affinity/redis').RedisControl, close (): Promise<void> }
+
+const dnsmasqBin = findDnsmasq()
+const redisBin = findRedisServer()
+if (dnsmasqBin !== undefined && redisBin !== undefined) {
+  t.test('examples/kubernetes: balancer.js for real: two replicas find the pods by DNS, share a Redis control; prestop.js drains a pod everywhere; it leaves DNS and is forgotten', async t => {
+    const pods = await startHeadlessFleet(3) // 127.0.0.2–4 on one port, as pod IPs behind a headless Service
+    t.teardown(() => Promise.all(pods.map(p => p.close())))
+    const name = `shop-headless.default.${ZONE}`
+    const dns = await startDnsmasq(t, dnsmasqBin, { hosts: pods.map(p => [new URL(p.url).hostname, name] as [string, string]) })
+    const redis = await startRedisServer(t, redisBin)
+    const { start } = await load('balancer.js') as unknown as { start (env: Record<string, string>): Promise<Replica> }
+    const port = String(pods[0]!.port)
+    const env = (pod: string): Record<string, string> => ({
+      PORT: '0', POD_NAME: pod, APP_DNS_NAME: name, APP_PORT: port, AFFINITY_SECRET: 'kubernetes-example-test-secret-0123456789', ADMIN_TOKEN: 't0ken',
+      REDIS_URL: `redis://127.0.0.1:${redis.port}`, CONTROL_NAME: 'shop', DNS_INTERVAL_MS: '100', DNS_SERVERS: dns.server,
+      REMOVE_GRACE_MS: '10000', DRAIN_IDLE_MS: '0', SLOW_START_MS: '0', LOG_LEVEL: 'silent',
+    })
+    const replicas = await Promise.all([start(env('shop-balancer-a')), start(env('shop-balancer-b'))])
+    t.teardown(() => Promise.all(replicas.map(r => r.close())))
+    const [a, b] = replicas as [Replica, Replica]
+    const urlOf = (r: Replica): string => `http://127.0.0.1:${r.app.server.address().port}`
+    const leaving = `127.0.0.3:${port}`
+    t.same(a.balancer.list().map(u => u.id).sort(), pods.map(p => `${new URL(p.url).hostname}:${port}`).sort(), 'the pods, by address:port, from DNS')
+
+    const res = await request(`${urlOf(a)}/cart`)
+    t.equal(res.status, 200, 'proxied to a pod')
+    t.equal((await request(`${urlOf(a)}/affinity/admin`)).status, 401, 'the admin routes want the token')
+
+    // The pod 127.0.0.3 is deleted: its preStop hook drains it (here through replica A,
+    // the one BALANCER_PEERS resolves to); the Redis control drains it on B too.
+    const onB = nextEvent<[{ id: string }, string]>(b.balancer, 'draining', (info) => info.id === leaving)
+    const lines: string[] = []
+    const { run } = await load('prestop.js') as unknown as { run (env: Record<string, string>, log: (s: string) => void): Promise<Array<{ status: number, body: object }>> }
+    const answers = await run({ POD_IP: '127.0.0.3', APP_PORT: port, BALANCER_PEERS: '127.0.0.1', BALANCER_PORT: String(a.app.server.address().port), ADMIN_TOKEN: 't0ken', DRAIN_TIMEOUT_MS: '10000' }, s => lines.push(s))
+    t.match(answers, [{ status: 200, body: { id: leaving, drained: true } }], lines.join('\n'))
+    const [, reason] = await onB
+    t.equal(reason, 'draining', 'B drained it as an operator\'s drain, through Redis')
+
+    await Promise.all(replicas.map(r => nextEvent(r.control, 'reported')))
+    let out = ''
+    t.equal(await cliMain(['status', '--redis', `redis://127.0.0.1:${redis.port}`, '--name', 'shop', '--json'], { out: s => { out += s }, err: () => {}, cwd: process.cwd() }), 0)
+    const status = JSON.parse(out) as { instances: Array<{ id: string, upstreams: Array<{ id: string, state: string }> }> }
+    t.same(status.instances.map(i => [i.id, i.upstreams.find(u => u.id === leaving)?.state]), [['shop-balancer-a', 'draining'], ['shop-balancer-b', 'draining']], 'affinity status: both replicas, the pod draining on each')
+
+    // It leaves DNS (its endpoint turned not-ready): each replica removes it once idle, and
+    // the stored drain of that address is forgotten.
+    const removed = replicas.map(r => nextEvent<[{ id: string }, string]>(r.balancer, 'removed', (info) => info.id === leaving))
+    const forgotten = Promise.race(replicas.map(r => nextEvent(r.control, 'forgotten')))
+    await dns.setHosts(pods.filter(p => !p.url.includes('127.0.0.3')).map(p => [new URL(p.url).hostname, name]))
+    for (const [, why] of await Promise.all(removed)) t.equal(why, 'discovery')
+    t.same(await forgotten, [leaving])
+    t.same((await a.control.state()).upstreams, {}, 'nothing stored for an address a new pod may get')
+  })
+} else if (process.env.AFFINITY_REQUIRE_DNSMASQ === '1' || process.env.AFFINITY_REQUIRE_REDIS === '1') {
+  t.fail('dnsmasq and redis-server are required (.ci/run installs them)')
+} else {
+  t.comment('balancer.js not run: dnsmasq or redis-server is not installed (.ci/run installs them)')
+}

@@ -16,6 +16,8 @@ import { redisControl } from '@affinity/redis'
 /** Every environment variable this file reads, with its default (undefined: required). */
 export const ENV = {
   PORT: '8080',
+  /** This replica in `affinity status` (downward API: metadata.name). */
+  POD_NAME: undefined,
   /** The app's headless Service, fully qualified (node's resolver does not apply search domains). */
   APP_DNS_NAME: undefined,
   APP_PORT: '8080',
@@ -25,12 +27,15 @@ export const ENV = {
   REDIS_URL: 'redis://redis:6379',
   CONTROL_NAME: 'shop',
   DNS_INTERVAL_MS: '5000',
+  /** Resolvers to ask, host:port, comma-separated (default '': the system's, i.e. the cluster DNS). */
+  DNS_SERVERS: '',
   /** A pod gone from DNS is drained, and removed once idle or at the latest after this. */
   REMOVE_GRACE_MS: '150000',
   /** A drain completes once no bound user has come back for this long (and nothing is in flight). */
   DRAIN_IDLE_MS: '30000',
   /** A new pod's share of new users ramps up over this long. */
   SLOW_START_MS: '30000',
+  LOG_LEVEL: 'info',
 }
 
 /** The admin routes (prestop.js calls POST …/drain/:id?wait=1 here). */
@@ -61,7 +66,13 @@ function bearer (token) {
 export async function start (env = process.env) {
   const c = config(env)
   const balancer = createBalancer({
-    upstreams: dnsDiscovery({ name: c.APP_DNS_NAME, port: Number(c.APP_PORT), protocol: 'http', intervalMs: Number(c.DNS_INTERVAL_MS) }),
+    upstreams: dnsDiscovery({
+      name: c.APP_DNS_NAME,
+      port: Number(c.APP_PORT),
+      protocol: 'http',
+      intervalMs: Number(c.DNS_INTERVAL_MS),
+      ...(c.DNS_SERVERS === '' ? {} : { servers: c.DNS_SERVERS.split(',') }),
+    }),
     strategy: stickyCookie({ secret: c.AFFINITY_SECRET }),
     slowStartMs: Number(c.SLOW_START_MS),
     removeGraceMs: Number(c.REMOVE_GRACE_MS),
@@ -69,12 +80,11 @@ export async function start (env = process.env) {
   })
   const redis = new Redis(c.REDIS_URL)
   redis.on('error', err => console.error(`redis: ${err.message}`))
-  // Its id in `affinity status` is the hostname: the pod's name.
-  const control = redisControl({ client: redis, name: c.CONTROL_NAME })
+  const control = redisControl({ client: redis, name: c.CONTROL_NAME, id: c.POD_NAME })
   await balancer.ready()
   await control.attach(balancer)
 
-  const app = Fastify({ logger: true })
+  const app = Fastify({ logger: { level: c.LOG_LEVEL } })
   app.get(READY_PATH, async () => ({ ready: true }))
   await app.register(affinity, { balancer, admin: { route: ADMIN_ROUTE, onRequest: bearer(c.ADMIN_TOKEN) } })
   await app.listen({ port: Number(c.PORT), host: '0.0.0.0' })
@@ -82,6 +92,7 @@ export async function start (env = process.env) {
   return {
     app,
     balancer,
+    control,
     async close () {
       await app.close() // stops accepting, waits for requests in flight
       await control.close()

@@ -21,4 +21,5 @@ export { SimulationOptionError, upstreamList, type SimulationOptions } from './s
 export { renderChart } from './simulate/chart.js'
 export { hex8, mulberry32 } from './simulate/prng.js'
 export { main as cliMain, type CliIo } from './cli/main.js'
+export { loadFrom as cliLoadFrom } from './cli/control-load.js'
 export { rampFactor, SLOW_START_FLOOR, SLOW_START_STEPS } from './balancer/slow-start.js'

@@ -3,6 +3,7 @@ import {
   type AffinityLogger, type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry, type PathRewrite, type ProxyOptions, type StatusPage, type StatusPageOptions,
 } from '@affinity/core'
 import { adapterOptions, logChoice, metricsAnswer, Mount, pathRewriter, pendingUpgrade, PROXY_OPTIONS, writeAnswer, writeSocketError } from '@affinity/core/adapter'
+import { adminHandler, type AdminHandler } from './admin.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { BodyConsumedError, forwardableBody } from './body.js'
@@ -65,6 +66,13 @@ export interface AffinityMiddleware {
    * middleware before it: the page shows who is pinned where.
    */
   statusPage (opts?: StatusPageOptions): StatusPageHandler
+  /**
+   * A handler for the admin routes, to mount at a path of yours behind your auth:
+   * `app.use('/affinity/admin', requireAuth, lb.admin())`. GET / lists the upstreams;
+   * POST /drain/:id, /undrain/:id, /weight/:id ({ "weight": n }, read by the handler:
+   * no body parser needed) change them, everywhere when a control is attached.
+   */
+  admin (): AdminHandler
   /** Ends open WebSocket tunnels, stops metrics and logging and, if it built the balancer from options, closes it. */
   close (): Promise<void>
 }
@@ -195,6 +203,7 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
     statusPages.add(page)
     return (req, res) => page.handle(req, res)
   }
+  middleware.admin = (): AdminHandler => adminHandler(balancer)
   middleware.close = async (): Promise<void> => {
     for (const page of statusPages) page.close()
     if (metrics !== undefined) (await metrics.catch(() => undefined))?.close()

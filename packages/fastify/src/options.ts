@@ -1,6 +1,7 @@
 import { AffinityError, type BalancerSource, type MetricsRegistry, type ProxyOptions, type StatusPageOptions } from '@affinity/core'
 import { PROXY_OPTIONS, type Unsupported } from '@affinity/core/adapter'
 import type { FastifyReply, FastifyRequest, HTTPMethods, onRequestHookHandler, RouteShorthandOptions } from 'fastify'
+import type { AffinityFastifyAdminOptions } from './admin.js'
 
 export interface AffinityFastifyOptions extends BalancerSource, ProxyOptions<FastifyRequest, FastifyReply> {
   /** Mount point, as in @fastify/http-proxy (Fastify's register option). */
@@ -13,6 +14,12 @@ export interface AffinityFastifyOptions extends BalancerSource, ProxyOptions<Fas
   metrics?: boolean | AffinityFastifyMetricsOptions
   /** The status page (off by default) on GET `route` below the prefix: `true` or options. Protect it: it shows who is pinned where. */
   statusPage?: boolean | AffinityFastifyStatusPageOptions
+  /**
+   * The admin routes (off by default) on `route` below the prefix: GET the upstreams,
+   * POST …/drain/:id, …/undrain/:id, …/weight/:id. `true` or options; guard them
+   * with `onRequest` as the status page is guarded.
+   */
+  admin?: boolean | AffinityFastifyAdminOptions
   /** Route-level `onRequest` hook(s) of the proxied routes; they run after the balancer's decision (`request.affinity` is set). */
   onRequest?: RouteShorthandOptions['onRequest']
   /**
@@ -65,7 +72,7 @@ export const ROUTE_OPTIONS = [
 
 /** The plugin's own options; everything else it takes is `balancer` or a balancer option. */
 export const OWN = [
-  'prefix', 'rewritePrefix', 'websocket', 'metrics', 'statusPage', 'logLevel', 'logSerializers', ...ROUTE_OPTIONS, ...PROXY_OPTIONS,
+  'prefix', 'rewritePrefix', 'websocket', 'metrics', 'statusPage', 'admin', 'logLevel', 'logSerializers', ...ROUTE_OPTIONS, ...PROXY_OPTIONS,
 ] as const satisfies ReadonlyArray<keyof AffinityFastifyOptions>
 
 const TRANSPORT = 'Affinity forwards through an undici Pool of its own per upstream, not @fastify/reply-from: tune it with `pool` (undici Pool options) and `timeoutMs`'

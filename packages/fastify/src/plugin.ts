@@ -9,11 +9,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandle
 import fp from 'fastify-plugin'
 import { installBodyParsers } from './body.js'
 import { checkRouteOptions, OWN, UNSUPPORTED, type AffinityFastifyMetricsOptions, type AffinityFastifyOptions, type AffinityFastifyStatusPageOptions } from './options.js'
+import { serveAdmin } from './admin.js'
 import { FastifyRouteRequest } from './route-request.js'
 import { routeUpgrades } from './upgrade.js'
 import { encodePrefix, mountPrefixes, upstreamPath } from './upstream-path.js'
 
 export type { AffinityFastifyOptions, AffinityFastifyMetricsOptions, AffinityFastifyStatusPageOptions } from './options.js'
+export type { AffinityFastifyAdminOptions } from './admin.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -29,7 +31,7 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
   checkRouteOptions(opts)
   const {
     prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers,
-    rewritePrefix: rawRewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false,
+    rewritePrefix: rawRewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false, admin: adminOpts = false,
     onRequest, preValidation, preHandler, config, httpMethods, constraints, routes, preRewrite,
     rewriteRequestHeaders, rewriteHeaders, onError, preserveHost, internalRewriteLocationHeader,
     ...source
@@ -48,6 +50,7 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
   try {
     await serveMetrics(fastify, mount.balancer, metricsOpts)
     await serveStatusPage(fastify, mount.balancer, statusPageOpts)
+    await serveAdmin(fastify, mount.balancer, adminOpts, OWN_ROUTE)
   } catch (err) {
     // Registration fails (prom-client missing…): a balancer built here must not outlive it.
     await mount.close()

@@ -11,4 +11,7 @@ export { metricsAnswer, writeAnswer, type RouteAnswer } from './routes.js'
 export { writeSocketError, ProxyError, type ProxyErrorCode } from '../forward/error-response.js'
 export { forwardPolicy, PROXY_OPTIONS, type ForwardPolicy, type HeaderFields, type PolicyWiring, type ProxyOptions } from '../forward/policy.js'
 export { pathRewriter, type PathRewrite } from '../forward/path-rewrite.js'
+export { adminAnswer, ADMIN_BODY_LIMIT, DRAIN_WAIT_MS, type AdminRequest } from './admin.js'
+/** Option checks, for packages built on the core (@affinity/redis) to refuse bad options as the core does. */
+export { knownKeys, milliseconds, optionsObject, wholeNumber } from '../options.js'
 export { BALANCER_OPTIONS } from '../balancer/config.js'

@@ -71,12 +71,17 @@ t.test('createMetrics(): a registry of its own (not the global one); counters an
     affinity_upstream_bound_users: 'gauge',
     affinity_upstream_weight: 'gauge',
     affinity_upstream_state: 'gauge',
+    affinity_upstream_queued: 'gauge',
+    affinity_upstream_max_in_flight: 'gauge',
+    affinity_retries_total: 'counter',
+    affinity_stick_evictions_total: 'counter',
     affinity_stick_store_degraded: 'gauge',
     affinity_stick_store_fallback_reads_total: 'counter',
     affinity_stick_store_outages_total: 'counter',
     affinity_stick_store_errors_total: 'counter',
     affinity_panic: 'gauge',
     affinity_upstream_request_duration_seconds: 'histogram',
+    affinity_queue_wait_seconds: 'histogram',
   }, 'the metric names and types (stick-store series appear only with a shared store: test/redis.test.ts)')
 
   const again = await scrape(m, b)

@@ -5,10 +5,11 @@ import { passiveConfig, type PassiveConfig } from '../health/passive.js'
 import type { HealthOptions, PassiveOptions, UpstreamInput } from '../model/types.js'
 import { normalizeUpstream, type NormalizedUpstream } from '../model/upstream.js'
 import { finiteNumber, knownKeys, milliseconds, optionsObject, wholeNumber } from '../options.js'
+import { overloadConfig, type OverloadConfig, type OverloadOptions } from './overload-config.js'
 import { roundRobin } from '../strategies/round-robin.js'
 import type { Strategy } from '../strategies/strategy.js'
 
-export interface BalancerOptions {
+export interface BalancerOptions extends OverloadOptions {
   upstreams: readonly UpstreamInput[]
   /** Names this balancer in the decision trace and metrics labels (several in one process). */
   name?: string
@@ -47,6 +48,7 @@ export interface BalancerOptions {
 /** The options a balancer takes: anything else is refused (AFFINITY_ERR_UNKNOWN_OPTION). */
 export const BALANCER_OPTIONS = [
   'upstreams', 'name', 'strategy', 'health', 'passive', 'retries', 'timeoutMs', 'idleTimeoutMs', 'pool', 'panicThreshold', 'drainIdleMs',
+  'maxInFlight', 'maxWebSockets', 'queue', 'retryBudget',
 ] as const satisfies ReadonlyArray<keyof BalancerOptions>
 
 /** BalancerOptions, checked and with their defaults: what the balancer's parts are built from. */
@@ -64,6 +66,7 @@ export interface BalancerConfig {
   passive: PassiveConfig | undefined
   /** Seconds for Retry-After on a 503: how soon an upstream may be back. */
   retryAfter: number
+  overload: OverloadConfig
 }
 
 /** Checks every option before anything is built (no pool opened, no timer started). */
@@ -90,6 +93,7 @@ export function balancerConfig (opts: BalancerOptions): BalancerConfig {
     active,
     passive,
     retryAfter: Math.max(1, Math.ceil(Math.min(passive?.cooldownMs ?? Infinity, active?.intervalMs ?? Infinity, 10_000) / 1000)),
+    overload: overloadConfig(opts),
   }
 }
 

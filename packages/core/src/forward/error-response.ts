@@ -14,6 +14,9 @@ export const ANSWERS = {
   unexpected100: [502, 'The upstream sent an unsolicited 100 Continue, which the proxy cannot relay'],
   badResponse: [502, 'The upstream sent a response head the proxy cannot relay'],
   unavailable: [503, 'No upstream is available'],
+  queueFull: [503, 'The upstream is at capacity and no more requests can wait for it'],
+  queueTimeout: [503, 'The upstream had no capacity for this request in time'],
+  websocketsFull: [503, 'The upstream has no room for another WebSocket'],
   timeout: [504, 'The upstream did not respond in time'],
   badRequest: [400, 'Bad request'],
 } as const satisfies Record<string, readonly [number, string]>

@@ -132,8 +132,8 @@ class HttpExchange extends Exchange {
     cutResponse(this.res)
   }
 
-  protected answer (answer: ErrorAnswer): void {
-    sendError(this.res, answer, undefined, this.extra)
+  protected answer (answer: ErrorAnswer, retryAfter?: number): void {
+    sendError(this.res, answer, retryAfter, this.extra)
   }
 
   /** RFC 9110 §9.2.2: idempotent, and its body not read yet (it cannot be read twice). */

@@ -94,8 +94,13 @@ class Tunnel extends Exchange {
     this.socket.destroy()
   }
 
-  protected answer (answer: ErrorAnswer): void {
-    writeSocketError(this.socket, answer)
+  protected answer (answer: ErrorAnswer, retryAfter?: number): void {
+    writeSocketError(this.socket, answer, retryAfter)
+  }
+
+  /** A handshake counts against maxWebSockets (admission.ts) until it settles; then the tunnel does. */
+  override get upgrade (): boolean {
+    return true
   }
 
   /** An upgrade that reached its upstream is not replayed: the handshake may have done something. */

@@ -1,4 +1,4 @@
-import type { Balancer, BalancerEvent, BalancerListener, PanicListener } from '../balancer/balancer.js'
+import type { Balancer, BalancerEvent, BalancerListener, PanicListener, PressureListener } from '../balancer/balancer.js'
 
 /**
  * What Affinity writes its log lines to: pino's `(obj, msg)` methods, so Fastify's
@@ -12,10 +12,17 @@ export interface AffinityLogger {
   isLevelEnabled? (level: string): boolean
 }
 
+/** What to do about a full table, per table: the warning says it. */
+const PRESSURE_ADVICE = {
+  store: 'the stick table is full: clients lose their binding before ttlMs; raise memoryStickStore({ maxEntries }) or share a Redis store',
+  tokenCache: 'the cookie token cache is full: users beyond cacheSize cost an HMAC per request and stop counting as bound; raise cacheSize',
+} as const
+
 /**
- * Logs an upstream's state changes: `down` and panic mode at warn; `up`, `added`,
- * `removed`, `drained` and the end of panic mode at info. Returns the function that
- * stops logging (an app that closes before a balancer it does not own).
+ * Logs an upstream's state changes: `down`, panic mode and stick-table pressure at
+ * warn (the balancer emits 'pressure' at most once a minute per table); `up`,
+ * `added`, `removed`, `drained` and the end of panic mode at info. Returns the
+ * function that stops logging (an app that closes before a balancer it does not own).
  */
 export function logStateChanges (balancer: Balancer, logger: AffinityLogger): () => void {
   const listeners: Array<[BalancerEvent, BalancerListener]> = [
@@ -27,10 +34,11 @@ export function logStateChanges (balancer: Balancer, logger: AffinityLogger): ()
   ]
   const panic: PanicListener = (p) => logger.warn(p, 'affinity: panic mode, health ignored')
   const calm: PanicListener = (p) => logger.info(p, 'affinity: panic mode over')
+  const pressure: PressureListener = (p) => logger.warn({ table: p.table, evicted: p.evicted, windowMs: p.windowMs }, `affinity: entries evicted before their time: ${PRESSURE_ADVICE[p.table]}`)
   for (const [event, fn] of listeners) balancer.on(event, fn)
-  balancer.on('panic', panic).on('calm', calm)
+  balancer.on('panic', panic).on('calm', calm).on('pressure', pressure)
   return () => {
     for (const [event, fn] of listeners) balancer.off(event, fn)
-    balancer.off('panic', panic).off('calm', calm)
+    balancer.off('panic', panic).off('calm', calm).off('pressure', pressure)
   }
 }

@@ -22,3 +22,5 @@ export { SimulationOptionError, upstreamList, type SimulationOptions } from './s
 export { renderChart } from './simulate/chart.js'
 export { hex8, mulberry32 } from './simulate/prng.js'
 export { main as cliMain, type CliIo } from './cli/main.js'
+export { Pressure, PRESSURE_WINDOW_MS } from './balancer/pressure.js'
+export { SCAN_UP_TO } from './strategies/least-connections.js'

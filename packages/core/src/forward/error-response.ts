@@ -76,7 +76,7 @@ export function isClosed (res: ClientResponse): boolean {
 }
 
 /** The same answer on a raw socket, for upgrade requests that never became WebSockets. */
-export function writeSocketError (socket: Duplex, answer: ErrorAnswer, retryAfter?: number): void {
+export function writeSocketError (socket: Duplex, answer: ErrorAnswer, retryAfter?: number, setCookie?: string): void {
   if (socket.destroyed || !socket.writable) {
     socket.destroy()
     return
@@ -88,6 +88,7 @@ export function writeSocketError (socket: Duplex, answer: ErrorAnswer, retryAfte
     'content-type: application/json; charset=utf-8\r\n' +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
     (retryAfter !== undefined ? `retry-after: ${retryAfter}\r\n` : '') +
+    (setCookie !== undefined ? `set-cookie: ${setCookie}\r\n` : '') +
     'cache-control: no-store\r\nconnection: close\r\n\r\n' + body,
   )
 }

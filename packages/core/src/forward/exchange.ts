@@ -93,8 +93,11 @@ export abstract class Exchange implements QueueWaiter {
   protected abstract responded (): boolean
   /** Closes the client's connection mid-answer, so it sees an incomplete response. */
   protected abstract cut (): void
-  /** Answers the client with the balancer's own error (a 503 with Retry-After). */
-  protected abstract answer (answer: ErrorAnswer, retryAfter?: number): void
+  /**
+   * Answers the client with the balancer's own error (a 503 with Retry-After; with
+   * the balancer's cookie when the refusal is for capacity, see #refuse).
+   */
+  protected abstract answer (answer: ErrorAnswer, retryAfter?: number, setCookie?: string): void
   /** Whether an attempt that reached its upstream may be replayed on another. */
   protected abstract replayable (attempt: Attempt): boolean
 
@@ -156,7 +159,14 @@ export abstract class Exchange implements QueueWaiter {
   #refuse (answer: ErrorAnswer): void {
     this.endRetry()
     if (this.clientGone || this.closed()) return
-    this.answer(answer, answer === 'unavailable' ? this.ctx.retryAfter() : this.ctx.overloadRetryAfter)
+    if (answer === 'unavailable') {
+      this.answer(answer, this.ctx.retryAfter())
+      return
+    }
+    // Refused for capacity, not for a failure: a new user placed by this request is
+    // bound (and counted as bound by the session cap), so the answer carries the
+    // cookie, or the next request would place them again and count them twice.
+    this.answer(answer, this.ctx.overloadRetryAfter, this.choice.setCookie)
   }
 
   /** Gives back the retry budget's slot, if this exchange holds one. */

@@ -132,8 +132,8 @@ class HttpExchange extends Exchange {
     cutResponse(this.res)
   }
 
-  protected answer (answer: ErrorAnswer, retryAfter?: number): void {
-    sendError(this.res, answer, retryAfter, this.extra)
+  protected answer (answer: ErrorAnswer, retryAfter?: number, setCookie?: string): void {
+    sendError(this.res, answer, retryAfter, setCookie === undefined ? this.extra : withCookie(this.extra, setCookie))
   }
 
   /** RFC 9110 §9.2.2: idempotent, and its body not read yet (it cannot be read twice). */
@@ -253,6 +253,21 @@ function isFieldObject (raw: Dispatcher.DispatchController['rawTrailers']): raw 
 function hasAny (o: object): boolean {
   for (const _ in o) return true
   return false
+}
+
+/** The app's headers plus the balancer's cookie, added to any Set-Cookie of theirs (in whatever case they wrote it). */
+function withCookie (extra: ForwardOptions['responseHeaders'], cookie: string): Record<string, string | string[] | number | undefined> {
+  const out: Record<string, string | string[] | number | undefined> = {}
+  const cookies: string[] = []
+  for (const name in extra) {
+    const v = extra[name]
+    if (name.toLowerCase() !== 'set-cookie') out[name] = v
+    else if (Array.isArray(v)) cookies.push(...v)
+    else if (v !== undefined) cookies.push(String(v))
+  }
+  cookies.push(cookie)
+  out['set-cookie'] = cookies
+  return out
 }
 
 /** A replaced body gets a matching Content-Length and no Transfer-Encoding. */

@@ -94,8 +94,8 @@ class Tunnel extends Exchange {
     this.socket.destroy()
   }
 
-  protected answer (answer: ErrorAnswer, retryAfter?: number): void {
-    writeSocketError(this.socket, answer, retryAfter)
+  protected answer (answer: ErrorAnswer, retryAfter?: number, setCookie?: string): void {
+    writeSocketError(this.socket, answer, retryAfter, setCookie)
   }
 
   /** A handshake counts against maxWebSockets (admission.ts) until it settles; then the tunnel does. */

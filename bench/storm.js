@@ -15,7 +15,7 @@
 // where the victim's users went (against the session cap), 5xx by kind (required: only
 // requests sent to the victim before the balancer knew it was down, and clean 503s from
 // queues), throughput and the balancer's CPU per request.
-// Usage: node bench/storm.js [--users 3000] [--capacity 50] [--work-ms 100] [--load 0.55]
+// Usage: node bench/storm.js [--users 3000] [--capacity 50] [--work-ms 100] [--load 0.5]
 //          [--warmup 10] [--before 20] [--after 30] [--queue-max 50] [--queue-ms 1000]
 //          [--rounds 1] [--only limits,none] [--json]
 import { fork } from 'node:child_process'

@@ -72,6 +72,10 @@ t.test('createMetrics(): a registry of its own (not the global one); counters an
     affinity_upstream_weight: 'gauge',
     affinity_upstream_effective_weight: 'gauge',
     affinity_upstream_state: 'gauge',
+    affinity_upstream_queued: 'gauge',
+    affinity_upstream_max_in_flight: 'gauge',
+    affinity_retries_total: 'counter',
+    affinity_stick_evictions_total: 'counter',
     affinity_stick_store_degraded: 'gauge',
     affinity_stick_store_fallback_reads_total: 'counter',
     affinity_stick_store_outages_total: 'counter',
@@ -81,6 +85,7 @@ t.test('createMetrics(): a registry of its own (not the global one); counters an
     affinity_discovery_last_update_timestamp_seconds: 'gauge',
     affinity_panic: 'gauge',
     affinity_upstream_request_duration_seconds: 'histogram',
+    affinity_queue_wait_seconds: 'histogram',
   }, 'the metric names and types (stick-store series appear only with a shared store: test/redis.test.ts; discovery series only with a source: test/discovery-balancer.test.ts)')
 
   const again = await scrape(m, b)

@@ -237,7 +237,7 @@ function tests (bin: string): void {
     // The outage is visible where operators look: stats() and the Prometheus metrics.
     const seen = lb.balancer.stats().store!
     t.match(seen, { degraded: true, outages: 1 }, 'balancer.stats().store reports the outage')
-    t.ok(seen.fallbackReads >= 20, `fallback reads in stats(): ${seen.fallbackReads}`)
+    t.ok((seen.fallbackReads ?? 0) >= 20, `fallback reads in stats(): ${seen.fallbackReads}`)
     const metrics = await createMetrics(lb.balancer)
     const text = await metrics.metrics()
     metrics.close()

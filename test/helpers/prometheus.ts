@@ -89,6 +89,8 @@ export function expectedFromStats (stats: BalancerStats, balancer: string, prefi
     put('health_checks_total', { upstream, result: 'pass' }, u.health.passed)
     put('health_checks_total', { upstream, result: 'fail' }, u.health.failed)
     put('upstream_in_flight', { upstream }, u.inFlight)
+    put('upstream_queued', { upstream }, u.queued)
+    if (u.maxInFlight !== undefined) put('upstream_max_in_flight', { upstream }, u.maxInFlight)
     put('upstream_websockets', { upstream }, u.websockets)
     if (u.boundUsers !== undefined) put('upstream_bound_users', { upstream }, u.boundUsers)
     put('upstream_weight', { upstream }, u.weight)
@@ -96,6 +98,10 @@ export function expectedFromStats (stats: BalancerStats, balancer: string, prefi
     for (const state of ['up', 'down', 'draining']) put('upstream_state', { upstream, state }, u.state === state ? 1 : 0)
   }
   for (const [reason, n] of Object.entries(stats.picks)) put('picks_total', { reason }, n)
+  put('retries_total', { result: 'made' }, stats.retries.made)
+  put('retries_total', { result: 'refused' }, stats.retries.refused)
+  if (stats.store?.evicted !== undefined) put('stick_evictions_total', { table: 'store' }, stats.store.evicted)
+  if (stats.tokenCache !== undefined) put('stick_evictions_total', { table: 'token_cache' }, stats.tokenCache.evicted)
   put('panic', {}, stats.panic ? 1 : 0)
   if (stats.discovery !== undefined) {
     put('discovery_members', {}, stats.discovery.members)

@@ -39,7 +39,14 @@ export async function stickyTraffic (base: string, balancer: Balancer, drain: st
   for (let i = 0; i < 3; i++) await new Browser().visit(base)
 }
 
-/** stats().upstreams as the status page's JSON view carries them: no URL unless shown, null for no bound count. */
+/** stats().upstreams as the status page's JSON view carries them: no URL unless shown, null for no bound count or no limit. */
 export function viewOf (stats: BalancerStats, showUrls = false): StatusUpstream[] {
-  return stats.upstreams.map(({ url, boundUsers, ...rest }) => ({ ...rest, ...(showUrls ? { url } : {}), boundUsers: boundUsers ?? null }))
+  return stats.upstreams.map(({ url, boundUsers, maxInFlight, maxWebSockets, ...rest }) => ({
+    ...rest,
+    ...(showUrls ? { url } : {}),
+    boundUsers: boundUsers ?? null,
+    maxInFlight: maxInFlight ?? null,
+    maxWebSockets: maxWebSockets ?? null,
+    queueWaitMeanMs: rest.queueWait.count === 0 ? null : Math.round(rest.queueWait.totalMs / rest.queueWait.count * 100) / 100,
+  }))
 }

@@ -98,7 +98,7 @@ export async function adminAnswer (balancer: Balancer, req: AdminRequest): Promi
 /** Every upstream with its state, counters and bound users (sticky strategies). */
 function upstreamList (balancer: Balancer): Array<UpstreamInfo & { boundUsers: number | undefined }> {
   return balancer.stats().upstreams.map(u => ({
-    id: u.id, url: u.url, weight: u.weight, state: u.state, inFlight: u.inFlight, websockets: u.websockets,
+    id: u.id, url: u.url, weight: u.weight, state: u.state, inFlight: u.inFlight, queued: u.queued, websockets: u.websockets,
     requests: u.requests, failures: u.failures, ejections: u.ejections, boundUsers: u.boundUsers,
   }))
 }

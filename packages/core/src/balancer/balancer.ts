@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Pool } from 'undici'
 import { AffinityError } from '../errors.js'
+import { Admission, type WaitResult } from '../forward/admission.js'
 import type { ForwardContext, Outcome } from '../forward/context.js'
 import type { ClientResponse } from '../forward/error-response.js'
 import { forwardHttp, type ClientRequest, type ForwardOptions } from '../forward/http.js'
@@ -10,11 +11,12 @@ import { createPool, NO_TRANSPORT } from '../forward/pool.js'
 import { forwardUpgrade, type UpgradeOptions } from '../forward/upgrade.js'
 import { ActiveHealth } from '../health/active.js'
 import { PassiveHealth } from '../health/passive.js'
-import { Choice, isPromise, type PickReason } from '../model/choice.js'
+import { Choice, isPromise, type PickReason, type PickResult } from '../model/choice.js'
 import type { Members } from '../model/members.js'
 import type { Remap, RemapEvent } from '../model/remap.js'
 import type { BalancerStats, OutcomeKind, RouteRequest, UpstreamInfo, UpstreamInput } from '../model/types.js'
 import { checkWeight, normalizeUpstream, Upstream, type NormalizedUpstream } from '../model/upstream.js'
+import { pickWithRoom } from '../strategies/pick-with-room.js'
 import type { Strategy } from '../strategies/strategy.js'
 import { publishPick, pickChannel } from '../trace.js'
 import { kBalancer } from './brand.js'
@@ -23,10 +25,13 @@ import { Drains } from './drain.js'
 import { Membership, type Changed, type PanicInfo } from './membership.js'
 import { SlowStart } from './slow-start.js'
 import { SourceSync } from './source-sync.js'
+import { Pressure, type PressureInfo } from './pressure.js'
 import { balancerStats } from './stats.js'
 
 export type { BalancerOptions } from './config.js'
 export type { PanicInfo } from './membership.js'
+export type { PressureInfo, PressureTable } from './pressure.js'
+export type { WaitResult } from '../forward/admission.js'
 
 export interface DrainOptions {
   /** Overrides the balancer's `drainIdleMs` for this drain. */
@@ -47,11 +52,15 @@ export type PanicListener = (info: PanicInfo) => void
 export type DiscoveryErrorListener = (err: Error) => void
 /** 'slow-start': an upstream's ramp began, went up a step, or ended (`effectiveWeight` === `upstream.weight`). */
 export type SlowStartListener = (upstream: UpstreamInfo, effectiveWeight: number) => void
+/** 'pressure': a bounded table evicted entries before their time (at most once a minute per table). */
+export type PressureListener = (info: PressureInfo) => void
 /** Called once per attempt as it ends; `seconds` from dispatch to the end of the response. */
 export type OutcomeListener = (upstream: Upstream, kind: OutcomeKind, seconds: number) => void
+/** Called as each wait in an upstream's queue ends: how long, and how it ended. */
+export type QueueWaitListener = (upstream: Upstream, seconds: number, result: WaitResult) => void
 
-type AnyEvent = BalancerEvent | 'panic' | 'calm' | 'remap' | 'discovery-error' | 'slow-start'
-type AnyListener = BalancerListener | PanicListener | RemapListener | DiscoveryErrorListener | SlowStartListener
+type AnyEvent = BalancerEvent | 'panic' | 'calm' | 'remap' | 'discovery-error' | 'slow-start' | 'pressure'
+type AnyListener = BalancerListener | PanicListener | RemapListener | DiscoveryErrorListener | SlowStartListener | PressureListener
 
 /** Each strategy instance keeps per-balancer tables, so it can serve one balancer only. */
 const boundStrategies = new WeakSet<Strategy>()
@@ -79,12 +88,15 @@ export class Balancer extends EventEmitter {
   readonly #active: ActiveHealth | undefined
   readonly #passive: PassiveHealth | undefined
   readonly #ctx: ForwardContext
+  readonly #admission: Admission
+  readonly #pressure: Pressure
   /** Fixed shape (every PickReason preset): the per-pick increment stays a fast keyed store. */
   readonly #picks: Record<PickReason, number> = {
     rotation: 0, 'least-load': 0, sticky: 0, assigned: 0, failover: 0, hash: 0, successor: 0, spill: 0, capped: 0, fallback: 0,
   }
 
   #observers: OutcomeListener[] = []
+  #waitObservers: QueueWaitListener[] = []
   #closed = false
 
   constructor (opts: BalancerOptions) {
@@ -98,6 +110,12 @@ export class Balancer extends EventEmitter {
     this.retries = config.retries
     this.timeoutMs = config.timeoutMs
     this.idleTimeoutMs = config.idleTimeoutMs
+    this.#admission = new Admission(config.overload.queue, config.overload.retryBudget, {
+      outcome: (u, kind, startedAt) => this.#turnedAway(u, kind, startedAt),
+      waited: (u, ms, result) => { for (const l of this.#waitObservers) l(u, ms / 1000, result) },
+    })
+    this.#pressure = new Pressure(info => this.emit('pressure', info))
+    config.strategy.onEvict?.(table => this.#pressure.note(table))
     this.#slowStart = new SlowStart(config.slowStartMs, (steps) => {
       if (this.#closed) return
       this.#membership.reweighed()
@@ -259,7 +277,7 @@ export class Balancer extends EventEmitter {
   choose (req: RouteRequest): Choice | Promise<Choice> {
     const choice = new Choice(req)
     if (this.#closed) return choice
-    const r = this.strategy.pick(req, choice)
+    const r = this.#pick(choice)
     if (isPromise(r)) return r.then(u => { choice.upstream = u; this.#picked(choice); return choice })
     choice.upstream = r
     this.#picked(choice)
@@ -276,9 +294,20 @@ export class Balancer extends EventEmitter {
     return () => { this.#observers = this.#observers.filter(l => l !== listener) }
   }
 
+  /**
+   * Calls `listener` as each wait in an upstream's queue ends (admitted, timed out,
+   * client gone, moved: the metrics' queue-wait histogram). Returns the function that
+   * detaches it.
+   */
+  onQueueWait (listener: QueueWaitListener): () => void {
+    this.#waitObservers = [...this.#waitObservers, listener]
+    return () => { this.#waitObservers = this.#waitObservers.filter(l => l !== listener) }
+  }
+
   /** Per upstream state, counters, outcomes, bound users and checks; picks by reason; recent changes. */
   stats (): BalancerStats {
-    return balancerStats(this.members, this.strategy, this.#picks, this.#membership.changes(), this.#sync?.stats())
+    const a = this.#admission
+    return balancerStats(this.members, this.strategy, this.#picks, this.#membership.changes(), this.#sync?.stats(), { made: a.retriesMade, refused: a.retriesRefused })
   }
 
   /** Forwards an HTTP request to the chosen upstream and streams the answer into `res`. */
@@ -299,6 +328,7 @@ export class Balancer extends EventEmitter {
   override on (event: 'remap', listener: RemapListener): this
   override on (event: 'discovery-error', listener: DiscoveryErrorListener): this
   override on (event: 'slow-start', listener: SlowStartListener): this
+  override on (event: 'pressure', listener: PressureListener): this
   override on (event: BalancerEvent, listener: BalancerListener): this
   override on (event: AnyEvent, listener: AnyListener): this {
     return super.on(event, listener)
@@ -308,6 +338,7 @@ export class Balancer extends EventEmitter {
   override once (event: 'remap', listener: RemapListener): this
   override once (event: 'discovery-error', listener: DiscoveryErrorListener): this
   override once (event: 'slow-start', listener: SlowStartListener): this
+  override once (event: 'pressure', listener: PressureListener): this
   override once (event: BalancerEvent, listener: BalancerListener): this
   override once (event: AnyEvent, listener: AnyListener): this {
     return super.once(event, listener)
@@ -321,6 +352,8 @@ export class Balancer extends EventEmitter {
     this.#slowStart.close()
     this.#active?.close()
     this.#passive?.close()
+    this.#pressure.close()
+    this.#admission.close(this.#membership.values())
     this.#drains.completeAll()
     const pools = [...this.#membership.values()].map(u => u.pool as Pool)
     await this.strategy.close?.()
@@ -332,7 +365,21 @@ export class Balancer extends EventEmitter {
   }
 
   #upstream (n: NormalizedUpstream): Upstream {
-    return new Upstream(n.url, n.id, n.weight, createPool(new URL(n.url).origin, this.#config.pool))
+    const u = new Upstream(n.url, n.id, n.weight, createPool(new URL(n.url).origin, this.#config.pool))
+    u.maxInFlight = n.maxInFlight ?? this.#config.overload.maxInFlight
+    u.maxWebSockets = n.maxWebSockets ?? this.#config.overload.maxWebSockets
+    return u
+  }
+
+  /**
+   * The strategy's pick, steered away from upstreams without capacity (admission's
+   * `aside`: nothing in the common case) for stateless picks and new users; when
+   * every candidate is full the request waits at the one the strategy picks.
+   */
+  #pick (choice: Choice): PickResult {
+    const req = choice.request
+    const aside = this.#admission.aside(req.headers.upgrade !== undefined)
+    return pickWithRoom(this.strategy, req, choice, aside)
   }
 
   #get (id: string): Upstream {
@@ -347,6 +394,7 @@ export class Balancer extends EventEmitter {
     this.#active?.stop(u)
     this.#passive?.forget(u)
     this.#slowStart.stop(u)
+    this.#admission.forget(u)
     void u.pool.close().catch(() => {})
   }
 
@@ -362,6 +410,8 @@ export class Balancer extends EventEmitter {
     const changed = this.#membership.stateChanged(u, reason)
     if (changed === undefined) return
     const after = changed.changes[0]!.to
+    // Nobody waits for an upstream that went down: its queue picks again.
+    if (after === 'down') this.#admission.moveAway(u)
     this.#announce(changed, after === 'down' ? [['down', u]] : recovers ? [['up', u]] : [], reason)
   }
 
@@ -395,6 +445,7 @@ export class Balancer extends EventEmitter {
   /** What the forwarders may do to the balancer: count, settle, re-pick. */
   #forwardContext (): ForwardContext {
     const totals = this.#membership.totals
+    const admission = this.#admission
     const observers = (): OutcomeListener[] => this.#observers
     return {
       retries: this.retries,
@@ -402,21 +453,43 @@ export class Balancer extends EventEmitter {
       idleTimeoutMs: this.idleTimeoutMs,
       get timing () { return observers().length > 0 },
       repick: (choice) => {
-        const r = this.strategy.pick(choice.request, choice)
+        const r = this.#pick(choice)
         if (isPromise(r)) return r.then(u => { choice.upstream = u; this.#picked(choice); return u })
         choice.upstream = r
         this.#picked(choice)
         return r
       },
-      begin: (u) => { u.inFlight++; u.requests++; totals.load++ },
-      settle: (u, outcome, kind, startedAt) => this.#settle(u, outcome, kind, startedAt),
-      socketOpened: (u) => { u.websockets++; totals.load++ },
-      socketClosed: (u) => { u.websockets--; totals.load--; this.#drains.check(u) },
+      admit: (u, w) => admission.admit(u, w),
+      leave: (u, w) => admission.leave(u, w),
+      begin: (u, upgrade) => { u.inFlight++; u.requests++; totals.load++; admission.began(u, upgrade) },
+      settle: (u, outcome, kind, startedAt, upgrade) => this.#settle(u, outcome, kind, startedAt, upgrade),
+      admitSocket: (u) => {
+        if (admission.socketRoom(u)) return true
+        this.#turnedAway(u, 'websockets_full', 0)
+        return false
+      },
+      socketOpened: (u) => { u.websockets++; totals.load++; admission.socketsChanged(u) },
+      socketClosed: (u) => { u.websockets--; totals.load--; admission.socketsChanged(u); this.#drains.check(u) },
+      retry: () => admission.retry(),
+      retryEnded: () => admission.retryEnded(),
       retryAfter: () => this.#config.retryAfter,
+      overloadRetryAfter: this.#config.overload.retryAfter,
     }
   }
 
-  #settle (u: Upstream, outcome: Outcome, kind: OutcomeKind, startedAt: number): void {
+  /**
+   * A request turned away for capacity (queue full, queue timeout, no WebSocket
+   * room) or whose client left while it waited: an outcome of `u`, never charged
+   * to it (no failure, no passive health). `since`: when it started waiting (0: it
+   * did not wait).
+   */
+  #turnedAway (u: Upstream, kind: OutcomeKind, since: number): void {
+    u.outcomes[kind]++
+    const seconds = since === 0 ? 0 : (performance.now() - since) / 1000
+    for (const l of this.#observers) l(u, kind, seconds)
+  }
+
+  #settle (u: Upstream, outcome: Outcome, kind: OutcomeKind, startedAt: number, upgrade: boolean): void {
     u.outcomes[kind]++
     if (startedAt !== 0) {
       const seconds = (performance.now() - startedAt) / 1000
@@ -424,6 +497,7 @@ export class Balancer extends EventEmitter {
     }
     u.inFlight--
     this.#membership.totals.load--
+    this.#admission.ended(u, upgrade)
     if (outcome === 'failure') {
       u.failures++
       this.#passive?.failure(u)

@@ -6,10 +6,11 @@ import type { UpstreamSource } from '../model/source.js'
 import type { HealthOptions, PassiveOptions, UpstreamInput } from '../model/types.js'
 import { normalizeUpstream, type NormalizedUpstream } from '../model/upstream.js'
 import { finiteNumber, knownKeys, milliseconds, optionsObject, wholeNumber } from '../options.js'
+import { overloadConfig, type OverloadConfig, type OverloadOptions } from './overload-config.js'
 import { roundRobin } from '../strategies/round-robin.js'
 import type { Strategy } from '../strategies/strategy.js'
 
-export interface BalancerOptions {
+export interface BalancerOptions extends OverloadOptions {
   /**
    * A fixed list, or a membership source (`dnsDiscovery(…)`, or one you write) whose
    * every update is the whole current list: the balancer applies the difference
@@ -67,7 +68,7 @@ export interface BalancerOptions {
 /** The options a balancer takes: anything else is refused (AFFINITY_ERR_UNKNOWN_OPTION). */
 export const BALANCER_OPTIONS = [
   'upstreams', 'name', 'strategy', 'health', 'passive', 'retries', 'timeoutMs', 'idleTimeoutMs', 'pool', 'panicThreshold', 'drainIdleMs',
-  'slowStartMs', 'removeGraceMs',
+  'slowStartMs', 'removeGraceMs', 'maxInFlight', 'maxWebSockets', 'queue', 'retryBudget',
 ] as const satisfies ReadonlyArray<keyof BalancerOptions>
 
 /** BalancerOptions, checked and with their defaults: what the balancer's parts are built from. */
@@ -88,6 +89,7 @@ export interface BalancerConfig {
   passive: PassiveConfig | undefined
   /** Seconds for Retry-After on a 503: how soon an upstream may be back. */
   retryAfter: number
+  overload: OverloadConfig
 }
 
 /** Checks every option before anything is built (no pool opened, no timer started). */
@@ -117,6 +119,7 @@ export function balancerConfig (opts: BalancerOptions): BalancerConfig {
     active,
     passive,
     retryAfter: Math.max(1, Math.ceil(Math.min(passive?.cooldownMs ?? Infinity, active?.intervalMs ?? Infinity, 10_000) / 1000)),
+    overload: overloadConfig(opts),
   }
 }
 

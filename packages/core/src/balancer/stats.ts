@@ -7,7 +7,7 @@ import type { Strategy } from '../strategies/strategy.js'
  * counters, outcomes, bound users and health-check history; picks by reason; the
  * recent state changes. A fresh copy (nothing here is live); never per request.
  */
-export function balancerStats (members: Members, strategy: Strategy, picks: Record<string, number>, changes: StateChange[], discovery: DiscoveryStats | undefined): BalancerStats {
+export function balancerStats (members: Members, strategy: Strategy, picks: Record<string, number>, changes: StateChange[], discovery: DiscoveryStats | undefined, retries: BalancerStats['retries']): BalancerStats {
   const bound = strategy.bound?.()
   return {
     at: Date.now(),
@@ -21,10 +21,15 @@ export function balancerStats (members: Members, strategy: Strategy, picks: Reco
       health: { checks: u.checksPassed + u.checksFailed, passed: u.checksPassed, failed: u.checksFailed, recent: u.recentChecks.map(c => ({ ...c })) },
       ejectionsTotal: u.ejectionsTotal,
       ejected: u.ejected,
+      maxInFlight: u.maxInFlight === Infinity ? undefined : u.maxInFlight,
+      maxWebSockets: u.maxWebSockets === Infinity ? undefined : u.maxWebSockets,
+      queueWait: { count: u.queueWaits, totalMs: u.queueWaitMs },
     })),
     picks: { ...picks },
     changes,
     store: strategy.storeStats?.(),
     discovery,
+    tokenCache: strategy.tokenCacheStats?.(),
+    retries,
   }
 }

@@ -1,6 +1,7 @@
 import type { Choice, PickResult } from '../model/choice.js'
 import type { OutcomeKind } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
+import type { QueueWaiter } from './admission.js'
 import type { ErrorAnswer } from './error-response.js'
 
 /** How one attempt ended, for passive health: 'neutral' when the client left first. */
@@ -16,13 +17,29 @@ export interface ForwardContext {
   repick (choice: Choice): PickResult
   /** True while someone observes outcomes (metrics): only then are attempts timed. */
   readonly timing: boolean
-  begin (u: Upstream): void
+  /**
+   * Admission (forward/admission.ts): true when an attempt at `u` may begin now;
+   * false when it waits in `u`'s queue (`w.admitted()` follows) or was refused
+   * (`w.refused()` has run).
+   */
+  admit (u: Upstream, w: QueueWaiter): boolean
+  /** `w`'s client left while it waited in `u`'s queue. */
+  leave (u: Upstream, w: QueueWaiter): void
+  /** `upgrade`: a WebSocket handshake (it counts against maxWebSockets until it settles). */
+  begin (u: Upstream, upgrade: boolean): void
   /** `startedAt`: performance.now() when the attempt began (0 when not timing). */
-  settle (u: Upstream, outcome: Outcome, kind: OutcomeKind, startedAt: number): void
+  settle (u: Upstream, outcome: Outcome, kind: OutcomeKind, startedAt: number, upgrade: boolean): void
+  /** Whether `u` has room for another WebSocket; when it has not, the refusal is counted (`websockets_full`). */
+  admitSocket (u: Upstream): boolean
   socketOpened (u: Upstream): void
   socketClosed (u: Upstream): void
-  /** Seconds for Retry-After on a 503. */
+  /** Whether the retry budget allows a failover retry now (counted either way); a granted one ends with `retryEnded`. */
+  retry (): boolean
+  retryEnded (): void
+  /** Seconds for Retry-After on a 503 for no upstream available. */
   retryAfter (): number
+  /** Seconds for Retry-After on a 503 for an upstream at capacity (queue full or timed out). */
+  readonly overloadRetryAfter: number
 }
 
 /** RFC 9110 §9.2.2: methods a proxy may replay when the first attempt's fate is unknown. */

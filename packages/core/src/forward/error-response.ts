@@ -15,6 +15,9 @@ export const ANSWERS = {
   unexpected100: [502, 'The upstream sent an unsolicited 100 Continue, which the proxy cannot relay', 'AFFINITY_ERR_UPSTREAM_UNEXPECTED_100'],
   badResponse: [502, 'The upstream sent a response head the proxy cannot relay', 'AFFINITY_ERR_UPSTREAM_BAD_RESPONSE'],
   unavailable: [503, 'No upstream is available', 'AFFINITY_ERR_NO_UPSTREAM_AVAILABLE'],
+  queueFull: [503, 'The upstream is at capacity and no more requests can wait for it', 'AFFINITY_ERR_QUEUE_FULL'],
+  queueTimeout: [503, 'The upstream had no capacity for this request in time', 'AFFINITY_ERR_QUEUE_TIMEOUT'],
+  websocketsFull: [503, 'The upstream has no room for another WebSocket', 'AFFINITY_ERR_WEBSOCKETS_FULL'],
   timeout: [504, 'The upstream did not respond in time', 'AFFINITY_ERR_UPSTREAM_TIMEOUT'],
   badRequest: [400, 'Bad request', 'AFFINITY_ERR_BAD_REQUEST'],
 } as const satisfies Record<string, readonly [number, string, string]>
@@ -100,7 +103,7 @@ export function isClosed (res: ClientResponse): boolean {
 }
 
 /** The same answer on a raw socket, for upgrade requests that never became WebSockets. */
-export function writeSocketError (socket: Duplex, answer: ErrorAnswer, retryAfter?: number): void {
+export function writeSocketError (socket: Duplex, answer: ErrorAnswer, retryAfter?: number, setCookie?: string): void {
   if (socket.destroyed || !socket.writable) {
     socket.destroy()
     return
@@ -112,6 +115,7 @@ export function writeSocketError (socket: Duplex, answer: ErrorAnswer, retryAfte
     'content-type: application/json; charset=utf-8\r\n' +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
     (retryAfter !== undefined ? `retry-after: ${retryAfter}\r\n` : '') +
+    (setCookie !== undefined ? `set-cookie: ${setCookie}\r\n` : '') +
     'cache-control: no-store\r\nconnection: close\r\n\r\n' + body,
   )
 }

@@ -2,6 +2,8 @@ import type { Dispatcher } from 'undici'
 import { isPromise, type Choice } from '../model/choice.js'
 import type { OutcomeKind } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
+import type { WaitQueue } from '../model/wait-queue.js'
+import type { QueueWaiter, Refusal } from './admission.js'
 import { blame, ClientGoneError, HOOK_FAILED, type ForwardContext, type Outcome } from './context.js'
 import type { ErrorAnswer } from './error-response.js'
 
@@ -46,8 +48,17 @@ export class Attempt {
     if (this.#settled) return
     this.#settled = true
     if (this.ex.current === this) this.ex.current = undefined
-    this.ex.ctx.settle(this.u, outcome, kind, this.startedAt)
+    this.ex.ctx.settle(this.u, outcome, kind, this.startedAt, this.ex.upgrade)
+    // A failover retry holds a slot of the retry budget until its attempt ends.
+    this.ex.endRetry()
   }
+}
+
+/** What an error answer carries besides its status (Exchange.answer). */
+export interface AnswerDetail {
+  cause?: unknown
+  retryAfter?: number
+  setCookie?: string
 }
 
 /**
@@ -59,13 +70,24 @@ export class Attempt {
  * attempt dispatches and how the client is answered is the subclass's: HTTP
  * (http.ts) or a WebSocket upgrade (upgrade.ts), as undici's pool-base leaves only
  * the dispatcher choice to its subclasses.
+ *
+ * Between the pick and the dispatch stands admission (admission.ts): an attempt at
+ * an upstream at `maxInFlight` waits in its queue (this exchange is the waiter),
+ * and a failover retry must fit the retry budget.
  */
-export abstract class Exchange {
+export abstract class Exchange implements QueueWaiter {
   readonly ctx: ForwardContext
   readonly choice: Choice
   attempts = 0
   clientGone = false
   current: Attempt | undefined
+  // Its place in a queue (QueueWaiter), while it waits.
+  prev: QueueWaiter | undefined = undefined
+  next: QueueWaiter | undefined = undefined
+  queue: WaitQueue | undefined = undefined
+  queuedAt = 0
+  /** Holds a slot of the retry budget (a failover retry under way). */
+  #retrying = false
   /** The last attempt's failure, for the answer when no other upstream is left. */
   lastError: Error | undefined
 
@@ -80,21 +102,97 @@ export abstract class Exchange {
   protected abstract responded (): boolean
   /** Closes the client's connection mid-answer, so it sees an incomplete response. */
   protected abstract cut (): void
-  /** Answers the client with the balancer's own error; `cause`: what failed, if anything did. */
-  protected abstract answer (answer: ErrorAnswer, cause?: unknown): void
+  /**
+   * Answers the client with the balancer's own error: `cause` is what failed, if
+   * anything did; a 503 carries Retry-After, and the balancer's cookie when the
+   * refusal is for capacity (see #refuse).
+   */
+  protected abstract answer (answer: ErrorAnswer, detail?: AnswerDetail): void
   /** Whether an attempt that reached its upstream may be replayed on another. */
   protected abstract replayable (attempt: Attempt): boolean
 
+  /** A WebSocket handshake (upgrade.ts): limited by maxWebSockets besides maxInFlight. */
+  get upgrade (): boolean {
+    return false
+  }
+
+  /** An attempt at `u`: now, once admitted from its queue, or not at all (a 503). */
   attempt (u: Upstream): void {
     this.attempts++
     this.choice.upstream = u
-    this.ctx.begin(u)
+    if (this.upgrade && !this.ctx.admitSocket(u)) {
+      this.#refuse('websocketsFull')
+      return
+    }
+    if (this.ctx.admit(u, this)) this.#begin(u)
+  }
+
+  #begin (u: Upstream): void {
+    this.ctx.begin(u, this.upgrade)
     this.current = this.dispatch(u)
   }
 
-  /** The client went away: abort what is in flight (its outcome is `aborted`). */
+  /** QueueWaiter: a slot at its upstream is free. */
+  admitted (): void {
+    const u = this.choice.upstream!
+    if (this.clientGone || this.closed()) {
+      this.endRetry()
+      return
+    }
+    // Tunnels opened elsewhere while it waited may have used up the room.
+    if (this.upgrade && !this.ctx.admitSocket(u)) {
+      this.#refuse('websocketsFull')
+      return
+    }
+    this.#begin(u)
+  }
+
+  /** QueueWaiter: no slot (queue full, waited too long, balancer closing): a 503. */
+  refused (why: Refusal): void {
+    this.#refuse(why === 'queue_full' ? 'queueFull' : why === 'queue_timeout' ? 'queueTimeout' : 'unavailable')
+  }
+
+  /** QueueWaiter: its upstream went down or away while it waited: placed again, not a retry (nothing failed it). */
+  moved (): void {
+    this.attempts--
+    const next = this.ctx.repick(this.choice)
+    if (isPromise(next)) next.then(n => this.#replace(n), () => this.#replace(undefined))
+    else this.#replace(next)
+  }
+
+  #replace (next: Upstream | undefined): void {
+    if (this.clientGone) this.endRetry()
+    else if (next === undefined) this.#refuse('unavailable')
+    else this.attempt(next)
+  }
+
+  #refuse (answer: ErrorAnswer): void {
+    this.endRetry()
+    if (this.clientGone || this.closed()) return
+    if (answer === 'unavailable') {
+      this.answer(answer, { retryAfter: this.ctx.retryAfter() })
+      return
+    }
+    // Refused for capacity, not for a failure: a new user placed by this request is
+    // bound (and counted as bound by the session cap), so the answer carries the
+    // cookie, or the next request would place them again and count them twice.
+    this.answer(answer, { retryAfter: this.ctx.overloadRetryAfter, setCookie: this.choice.setCookie })
+  }
+
+  /** Gives back the retry budget's slot, if this exchange holds one. */
+  endRetry (): void {
+    if (!this.#retrying) return
+    this.#retrying = false
+    this.ctx.retryEnded()
+  }
+
+  /** The client went away: abort what is in flight (its outcome is `aborted`), or leave the queue. */
   clientLeft (): void {
     this.clientGone = true
+    if (this.queue !== undefined) {
+      this.ctx.leave(this.choice.upstream!, this)
+      this.endRetry()
+    }
     this.current?.abort()
   }
 
@@ -115,10 +213,17 @@ export abstract class Exchange {
       this.cut()
       return
     }
+    const cause = (err as { code?: unknown }).code === HOOK_FAILED ? err.cause : err
     if (!b.retry || (attempt.reached && !this.replayable(attempt)) || this.attempts > this.ctx.retries) {
-      this.answer(b.answer, (err as { code?: unknown }).code === HOOK_FAILED ? err.cause : err)
+      this.answer(b.answer, { cause })
       return
     }
+    // No retry storm (Envoy's retry_budget): beyond the budget, the client gets the error.
+    if (!this.ctx.retry()) {
+      this.answer(b.answer, { cause })
+      return
+    }
+    this.#retrying = true
     ;(this.choice.tried ??= []).push(attempt.u)
     const next = this.ctx.repick(this.choice)
     if (isPromise(next)) next.then(n => this.#retry(n), () => this.#retry(undefined))
@@ -126,8 +231,15 @@ export abstract class Exchange {
   }
 
   #retry (next: Upstream | undefined): void {
-    if (this.clientGone) return
-    if (next === undefined) this.answer('unreachable', this.lastError)
-    else this.attempt(next)
+    if (this.clientGone) {
+      this.endRetry()
+      return
+    }
+    if (next === undefined) {
+      this.endRetry()
+      this.answer('unreachable', { cause: this.lastError })
+    } else {
+      this.attempt(next)
+    }
   }
 }

@@ -7,7 +7,7 @@ import type { Upstream } from '../model/upstream.js'
 import { BodyRelay } from './body-relay.js'
 import { ClientGoneError, HOOK_FAILED, IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
 import { cutResponse, isClosed, type ClientResponse, type ErrorAnswer } from './error-response.js'
-import { Attempt, Exchange } from './exchange.js'
+import { Attempt, Exchange, type AnswerDetail } from './exchange.js'
 import { responseFields, responseHeaderList, upstreamRequestHeaders } from './headers.js'
 import { rewriteLocations } from './location.js'
 import { answerError, type AnswerTarget, type ForwardPolicy } from './policy.js'
@@ -160,8 +160,12 @@ class HttpExchange extends Exchange implements AnswerTarget {
     cutResponse(this.res)
   }
 
-  protected answer (answer: ErrorAnswer, cause?: unknown): void {
-    answerError(this, answer, undefined, cause)
+  protected answer (answer: ErrorAnswer, detail: AnswerDetail = {}): void {
+    // A refusal for capacity carries the balancer's cookie (Exchange #refuse): on top of the app's headers.
+    const to: AnswerTarget = detail.setCookie === undefined
+      ? this
+      : { res: this.res, policy: this.policy, view: this.view, reply: this.reply, extra: withCookie(this.extra, detail.setCookie) }
+    answerError(to, answer, detail.retryAfter, detail.cause)
   }
 
   /** RFC 9110 §9.2.2: idempotent, and its body not read yet (it cannot be read twice). */
@@ -299,6 +303,21 @@ function isFieldObject (raw: Dispatcher.DispatchController['rawTrailers']): raw 
 function hasAny (o: object): boolean {
   for (const _ in o) return true
   return false
+}
+
+/** The app's headers plus the balancer's cookie, added to any Set-Cookie of theirs (in whatever case they wrote it). */
+function withCookie (extra: ForwardOptions['responseHeaders'], cookie: string): Record<string, string | string[] | number | undefined> {
+  const out: Record<string, string | string[] | number | undefined> = {}
+  const cookies: string[] = []
+  for (const name in extra) {
+    const v = extra[name]
+    if (name.toLowerCase() !== 'set-cookie') out[name] = v
+    else if (Array.isArray(v)) cookies.push(...v)
+    else if (v !== undefined) cookies.push(String(v))
+  }
+  cookies.push(cookie)
+  out['set-cookie'] = cookies
+  return out
 }
 
 /** A replaced body gets a matching Content-Length and no Transfer-Encoding. */

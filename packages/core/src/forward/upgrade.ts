@@ -6,7 +6,7 @@ import type { Choice } from '../model/choice.js'
 import type { Upstream } from '../model/upstream.js'
 import { statusKind, type ForwardContext } from './context.js'
 import { writeSocketError, type ErrorAnswer } from './error-response.js'
-import { Attempt, Exchange } from './exchange.js'
+import { Attempt, Exchange, type AnswerDetail } from './exchange.js'
 import { appendSetCookie, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import type { ForwardPolicy } from './policy.js'
 import { requestTarget } from './target.js'
@@ -109,8 +109,13 @@ class Tunnel extends Exchange {
     this.socket.destroy()
   }
 
-  protected answer (answer: ErrorAnswer): void {
-    writeSocketError(this.socket, answer)
+  protected answer (answer: ErrorAnswer, detail: AnswerDetail = {}): void {
+    writeSocketError(this.socket, answer, detail.retryAfter, detail.setCookie)
+  }
+
+  /** A handshake counts against maxWebSockets (admission.ts) until it settles; then the tunnel does. */
+  override get upgrade (): boolean {
+    return true
   }
 
   /** An upgrade that reached its upstream is not replayed: the handshake may have done something. */

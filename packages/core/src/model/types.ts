@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import type { StickStoreStats } from '../stick/store.js'
+import type { StoreStats } from '../stick/store.js'
 
 /**
  * The framework-neutral view of a request that a strategy sees. Adapters fill it
@@ -24,6 +24,13 @@ export interface UpstreamOptions {
   /** Stable identity used for hashing and cookies; defaults to the URL as written. */
   id?: string
   weight?: number
+  /**
+   * Requests in flight here at most (HAProxy `maxconn`, nginx `max_conns`); more wait
+   * in this upstream's queue (`queue`). Default: the balancer's `maxInFlight` (none).
+   */
+  maxInFlight?: number
+  /** Open WebSockets here at most. Default: the balancer's `maxWebSockets` (none). */
+  maxWebSockets?: number
 }
 
 export type UpstreamInput = string | UpstreamOptions
@@ -36,6 +43,8 @@ export interface UpstreamInfo {
   weight: number
   state: UpstreamState
   inFlight: number
+  /** Requests waiting in this upstream's queue for a free slot (maxInFlight). */
+  queued: number
   websockets: number
   requests: number
   failures: number
@@ -73,9 +82,13 @@ export interface PassiveOptions {
  * silent for idleTimeoutMs: the stream is cut), `invalid_request` (no valid
  * upstream request could be built from what the client sent), `unrelayable` (an
  * answer the proxy cannot pass on: an unsolicited 100 Continue, a head Node will
- * not write).
+ * not write). Overload answers, never charged either (forward/admission.ts):
+ * `queue_full` (at maxInFlight and its queue full, or no queue), `queue_timeout`
+ * (waited longer than queue.timeoutMs), `websockets_full` (an upgrade for a user
+ * bound to an upstream at maxWebSockets). A request whose client leaves while it
+ * waits in a queue ends as `aborted`.
  */
-export type OutcomeKind = '2xx' | '3xx' | '4xx' | '5xx' | 'upgrade' | 'connect_error' | 'timeout' | 'reset' | 'aborted' | 'idle_timeout' | 'invalid_request' | 'unrelayable'
+export type OutcomeKind = '2xx' | '3xx' | '4xx' | '5xx' | 'upgrade' | 'connect_error' | 'timeout' | 'reset' | 'aborted' | 'idle_timeout' | 'invalid_request' | 'unrelayable' | 'queue_full' | 'queue_timeout' | 'websockets_full'
 
 /** One active health check, as kept in `UpstreamStats.health.recent`. */
 export interface HealthCheckRecord {
@@ -105,6 +118,14 @@ export interface UpstreamStats extends UpstreamInfo {
   /** Passive ejections since start, and whether one is in force now. */
   ejectionsTotal: number
   ejected: boolean
+  /** Its limits: undefined when there is none. */
+  maxInFlight: number | undefined
+  maxWebSockets: number | undefined
+  /**
+   * Requests that waited in its queue and then got a slot (or were moved away with
+   * their upstream), and their total wait: mean = totalMs / count.
+   */
+  queueWait: { count: number, totalMs: number }
 }
 
 /** A state change of one upstream, as kept in `BalancerStats.changes`. */
@@ -127,8 +148,19 @@ export interface BalancerStats {
   picks: Record<string, number>
   /** The last state changes, oldest first. */
   changes: StateChange[]
-  /** A shared stick store's health (stickyIp over @affinity/redis); undefined otherwise. */
-  store: StickStoreStats | undefined
+  /**
+   * stickyIp's stick store: a shared store's health (over @affinity/redis) and a
+   * bounded in-memory table's `evicted` (bindings dropped before their TTL because
+   * the table was full), `entries` and `maxEntries`; undefined for other strategies.
+   */
+  store: StoreStats | undefined
+  /** stickyCookie's verified-token cache: `evicted` = tokens dropped because it was full; undefined for other strategies. */
+  tokenCache: TokenCacheStats | undefined
+  /**
+   * Failover retries made, and refused by the retry budget (`retryBudget`: the
+   * client got the error instead).
+   */
+  retries: { made: number, refused: number }
   /** With a membership source (`upstreams: dnsDiscovery(…)`): how it is followed; undefined for a fixed list. */
   discovery: DiscoveryStats | undefined
 }
@@ -143,4 +175,11 @@ export interface DiscoveryStats {
   lastError: { at: number, code: string | null, message: string } | null
   /** Failed resolutions and refused lists since start. */
   errors: number
+}
+
+/** The verified-token cache of stickyCookie (`cacheSize`). */
+export interface TokenCacheStats {
+  entries: number
+  max: number
+  evicted: number
 }

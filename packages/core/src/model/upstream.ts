@@ -1,7 +1,8 @@
 import type { Dispatcher } from 'undici'
 import { AffinityError } from '../errors.js'
-import { knownKeys } from '../options.js'
-import type { HealthCheckRecord, OutcomeKind, UpstreamInfo, UpstreamInput, UpstreamState } from './types.js'
+import { knownKeys, wholeNumber } from '../options.js'
+import { WaitQueue } from './wait-queue.js'
+import type { HealthCheckRecord, OutcomeKind, UpstreamInfo, UpstreamInput, UpstreamOptions, UpstreamState } from './types.js'
 
 /** Health checks kept per upstream for stats() and the status page. */
 export const RECENT_CHECKS = 20
@@ -29,8 +30,23 @@ export class Upstream {
   failures = 0
   /** Attempts by outcome: a fixed-shape object, one increment per attempt. */
   readonly outcomes: Record<OutcomeKind, number> = {
-    '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, upgrade: 0, connect_error: 0, timeout: 0, reset: 0, aborted: 0, idle_timeout: 0, invalid_request: 0, unrelayable: 0,
+    '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, upgrade: 0, connect_error: 0, timeout: 0, reset: 0, aborted: 0, idle_timeout: 0, invalid_request: 0, unrelayable: 0, queue_full: 0, queue_timeout: 0, websockets_full: 0,
   }
+
+  /** Limits (Infinity: none), enforced by forward/admission.ts. */
+  maxInFlight = Infinity
+  maxWebSockets = Infinity
+  /** Requests waiting for a slot here, oldest first. */
+  readonly queue = new WaitQueue()
+  /** WebSocket handshakes under way: they count against maxWebSockets until they end. */
+  upgrading = 0
+  /** A new request would wait here (at maxInFlight, or others already waiting): stateless picks set it aside. */
+  full = false
+  /** A new WebSocket would be refused here (open ones and handshakes at maxWebSockets). */
+  socketsFull = false
+  /** Requests that waited in the queue, and their total wait in ms. */
+  queueWaits = 0
+  queueWaitMs = 0
 
   /** Active checks: totals and the last RECENT_CHECKS, oldest first. */
   checksPassed = 0
@@ -91,6 +107,7 @@ export class Upstream {
       weight: this.weight,
       state: this.state,
       inFlight: this.inFlight,
+      queued: this.queue.length,
       websockets: this.websockets,
       requests: this.requests,
       failures: this.failures,
@@ -99,8 +116,11 @@ export class Upstream {
   }
 }
 
-/** `url` is what the pool connects to (http: or https:); `id` defaults to the URL as written. */
-export interface NormalizedUpstream { url: string, id: string, weight: number }
+/**
+ * `url` is what the pool connects to (http: or https:); `id` defaults to the URL as
+ * written; limits left undefined take the balancer's.
+ */
+export interface NormalizedUpstream { url: string, id: string, weight: number, maxInFlight?: number | undefined, maxWebSockets?: number | undefined }
 
 /**
  * ws: and wss: name the same server as http: and https: (RFC 6455 §3: a WebSocket
@@ -115,7 +135,7 @@ export function normalizeUpstream (input: UpstreamInput): NormalizedUpstream {
   if (raw === null || typeof raw !== 'object' || typeof raw.url !== 'string') {
     throw new AffinityError('AFFINITY_ERR_INVALID_URL', JSON.stringify(input))
   }
-  if (typeof input !== 'string') knownKeys('upstream', raw, ['url', 'id', 'weight'])
+  if (typeof input !== 'string') knownKeys('upstream', raw, ['url', 'id', 'weight', 'maxInFlight', 'maxWebSockets'])
   let parsed: URL
   try {
     parsed = new URL(raw.url)
@@ -131,7 +151,16 @@ export function normalizeUpstream (input: UpstreamInput): NormalizedUpstream {
   const weight = checkWeight(id, raw.weight ?? 1)
   // ws(s): only the scheme changes, the rest stays as written (no trailing slash added).
   const url = `${scheme}:` === parsed.protocol ? raw.url : `${scheme}:${raw.url.trim().slice(parsed.protocol.length)}`
-  return { url, id, weight }
+  const limits = typeof input === 'string' ? {} : upstreamLimits(raw)
+  return { url, id, weight, ...limits }
+}
+
+/** An upstream entry's own `maxInFlight` / `maxWebSockets` (whole numbers ≥ 1), when given. */
+function upstreamLimits (raw: UpstreamOptions): Pick<NormalizedUpstream, 'maxInFlight' | 'maxWebSockets'> {
+  const out: Pick<NormalizedUpstream, 'maxInFlight' | 'maxWebSockets'> = {}
+  if (raw.maxInFlight !== undefined) out.maxInFlight = wholeNumber('maxInFlight', raw.maxInFlight, 0, 1)
+  if (raw.maxWebSockets !== undefined) out.maxWebSockets = wholeNumber('maxWebSockets', raw.maxWebSockets, 0, 1)
+  return out
 }
 
 /** A weight: a finite number > 0. */

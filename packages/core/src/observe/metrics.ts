@@ -1,9 +1,10 @@
 import type * as PromClient from 'prom-client'
-import type { Balancer, OutcomeListener } from '../balancer/balancer.js'
+import type { Balancer, OutcomeListener, QueueWaitListener } from '../balancer/balancer.js'
 import { isBalancer } from '../balancer/brand.js'
 import { AffinityError, invalidOption } from '../errors.js'
 import { knownKeys, optionsObject } from '../options.js'
-import type { BalancerStats, OutcomeKind, UpstreamInfo, UpstreamState } from '../model/types.js'
+import type { BalancerStats, UpstreamInfo, UpstreamState } from '../model/types.js'
+import type { Upstream } from '../model/upstream.js'
 
 /**
  * Prometheus metrics through prom-client, an optional peer dependency: it is
@@ -11,8 +12,8 @@ import type { BalancerStats, OutcomeKind, UpstreamInfo, UpstreamState } from '..
  *
  * Counters and gauges are not kept twice: at scrape time each one's `collect()`
  * reads `balancer.stats()` and reports the balancer's own totals (reset, then set
- * to the total, never added to). Only the latency histogram needs a feed of its own
- * (`balancer.onOutcome`). Labels are the balancer's `name`, the upstream's `id`
+ * to the total, never added to). Only the histograms need feeds of their own
+ * (`balancer.onOutcome` for the latency, `balancer.onQueueWait` for queue waits). Labels are the balancer's `name`, the upstream's `id`
  * (what the operator chose; URLs may be internal addresses and are never labels),
  * and small fixed sets (outcome, reason, state, result).
  */
@@ -73,6 +74,7 @@ interface Definition {
 const STATES: readonly UpstreamState[] = ['up', 'down', 'draining']
 const BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const DURATION = 'upstream_request_duration_seconds'
+const QUEUE_WAIT = 'queue_wait_seconds'
 
 /** Everything but the histogram: one row a metric, each read from stats() at scrape time. */
 const DEFINITIONS: readonly Definition[] = [
@@ -158,21 +160,21 @@ const DEFINITIONS: readonly Definition[] = [
     name: 'stick_store_degraded',
     help: '1 while the shared stick store (Redis) is unavailable and a local fallback answers, else 0 (stickyIp with a shared store only).',
     labels: [],
-    * series (s) { if (s.store !== undefined) yield [{}, s.store.degraded ? 1 : 0] },
+    * series (s) { if (s.store?.degraded !== undefined) yield [{}, s.store.degraded ? 1 : 0] },
   },
   {
     type: 'counter',
     name: 'stick_store_fallback_reads_total',
     help: 'Stick-table reads answered by the local fallback because the shared store was unavailable.',
     labels: [],
-    * series (s) { if (s.store !== undefined) yield [{}, s.store.fallbackReads] },
+    * series (s) { if (s.store?.fallbackReads !== undefined) yield [{}, s.store.fallbackReads] },
   },
   {
     type: 'counter',
     name: 'stick_store_outages_total',
     help: 'Switches from the shared stick store to the local fallback.',
     labels: [],
-    * series (s) { if (s.store !== undefined) yield [{}, s.store.outages] },
+    * series (s) { if (s.store?.outages !== undefined) yield [{}, s.store.outages] },
   },
   {
     type: 'counter',
@@ -180,7 +182,7 @@ const DEFINITIONS: readonly Definition[] = [
     help: 'Shared stick store commands that failed (errors) or took longer than its timeout (timeouts).',
     labels: ['kind'],
     * series (s) {
-      if (s.store === undefined) return
+      if (s.store?.errors === undefined || s.store.timeouts === undefined) return
       yield [{ kind: 'error' }, s.store.errors]
       yield [{ kind: 'timeout' }, s.store.timeouts]
     },
@@ -205,6 +207,41 @@ const DEFINITIONS: readonly Definition[] = [
     help: 'When the membership source last sent a list that was applied (Unix time; a source sends one when membership changes).',
     labels: [],
     * series (s) { if (s.discovery?.lastUpdate != null) yield [{}, s.discovery.lastUpdate / 1000] },
+  },
+  {
+    type: 'gauge',
+    name: 'upstream_queued',
+    help: 'Requests waiting in the upstream\'s queue for a slot (maxInFlight).',
+    labels: ['upstream'],
+    * series (s) { for (const u of s.upstreams) yield [{ upstream: u.id }, u.queued] },
+  },
+  {
+    type: 'gauge',
+    name: 'upstream_max_in_flight',
+    help: 'The upstream\'s maxInFlight (only upstreams that have one).',
+    labels: ['upstream'],
+    * series (s) { for (const u of s.upstreams) if (u.maxInFlight !== undefined) yield [{ upstream: u.id }, u.maxInFlight] },
+  },
+  {
+    type: 'counter',
+    name: 'retries_total',
+    help: 'Failover retries made, and refused by the retry budget (the client got the error).',
+    labels: ['result'],
+    * series (s) {
+      yield [{ result: 'made' }, s.retries.made]
+      yield [{ result: 'refused' }, s.retries.refused]
+    },
+  },
+  {
+    // A full table drops a binding before its time: that user is silently re-placed.
+    type: 'counter',
+    name: 'stick_evictions_total',
+    help: 'Entries evicted before their time because the table was full: stickyIp\'s in-memory stick table (store), stickyCookie\'s verified-token cache (token_cache).',
+    labels: ['table'],
+    * series (s) {
+      if (s.store?.evicted !== undefined) yield [{ table: 'store' }, s.store.evicted]
+      if (s.tokenCache !== undefined) yield [{ table: 'token_cache' }, s.tokenCache.evicted]
+    },
   },
   {
     type: 'gauge',
@@ -246,9 +283,10 @@ class Family {
   readonly sources = new Map<string, Source>()
   readonly names: string[]
   readonly histogram: PromClient.Histogram
+  readonly waits: PromClient.Histogram
 
   constructor (prom: Prom, registry: PromClient.Registry, prefix: string, buckets: readonly number[]) {
-    this.names = [...DEFINITIONS.map(d => prefix + d.name), prefix + DURATION]
+    this.names = [...DEFINITIONS.map(d => prefix + d.name), prefix + DURATION, prefix + QUEUE_WAIT]
     for (const name of this.names) {
       if (registry.getSingleMetric(name) !== undefined) throw invalidOption('registry', `it already holds a metric named ${name}: pass another \`prefix\``)
     }
@@ -269,6 +307,48 @@ class Family {
       buckets: [...buckets],
       registers,
     })
+    this.waits = new prom.Histogram({
+      name: prefix + QUEUE_WAIT,
+      help: 'Time requests waited in the upstream\'s queue for a slot, by how the wait ended: admitted, timeout, aborted (the client left), moved (the upstream went down).',
+      labelNames: ['balancer', 'upstream', 'result'],
+      buckets: [...buckets],
+      registers,
+    })
+  }
+}
+
+/**
+ * One histogram fed per event for one balancer, remembering the series it created
+ * by upstream id, so they go with their upstream (removed) or with close().
+ */
+class Feed {
+  readonly #histogram: PromClient.Histogram
+  readonly #balancer: string
+  readonly #label: string
+  readonly #series = new Map<string, Set<string>>()
+
+  constructor (histogram: PromClient.Histogram, balancer: string, label: string) {
+    this.#histogram = histogram
+    this.#balancer = balancer
+    this.#label = label
+  }
+
+  observe (u: Upstream, value: string, seconds: number): void {
+    // An attempt or wait that outlived its upstream's removal: its series are gone with it.
+    if (u.removed) return
+    this.#histogram.observe({ balancer: this.#balancer, upstream: u.id, [this.#label]: value }, seconds)
+    const values = this.#series.get(u.id)
+    if (values === undefined) this.#series.set(u.id, new Set([value]))
+    else values.add(value)
+  }
+
+  forget (id: string): void {
+    for (const value of this.#series.get(id) ?? []) this.#histogram.remove({ balancer: this.#balancer, upstream: id, [this.#label]: value })
+    this.#series.delete(id)
+  }
+
+  forgetAll (): void {
+    for (const id of [...this.#series.keys()]) this.forget(id)
   }
 }
 
@@ -317,10 +397,13 @@ export async function createMetrics<R extends MetricsRegistry = MetricsRegistry>
   if (!isBalancer(balancer)) throw invalidOption('balancer', 'expected a balancer from createBalancer()')
   const { prefix, buckets } = checkOptions(opts)
   // Timing starts with this call, not once prom-client has loaded (an app may serve
-  // requests meanwhile): attempts that end before are kept, then observed.
-  const early: Array<Parameters<OutcomeListener>> = []
-  let observe: OutcomeListener = (...attempt) => { early.push(attempt) }
-  const detach = balancer.onOutcome((u, outcome, seconds) => observe(u, outcome, seconds))
+  // requests meanwhile): attempts and waits that end before are kept, then observed.
+  const early: Array<() => void> = []
+  let observe: OutcomeListener = (...attempt) => { early.push(() => observe(...attempt)) }
+  let observeWait: QueueWaitListener = (...wait) => { early.push(() => observeWait(...wait)) }
+  const detachOutcomes = balancer.onOutcome((u, outcome, seconds) => observe(u, outcome, seconds))
+  const detachWaits = balancer.onQueueWait((u, seconds, result) => observeWait(u, seconds, result))
+  const detach = (): void => { detachOutcomes(); detachWaits() }
   const label = balancer.name ?? 'default'
   let registry: PromClient.Registry
   let byPrefix: Map<string, Family>
@@ -343,21 +426,14 @@ export async function createMetrics<R extends MetricsRegistry = MetricsRegistry>
   }
   family.sources.set(label, new Source(balancer, label))
 
-  const { histogram } = family
-  // Histogram series this balancer created, by upstream id: removed with their upstream, or on close.
-  const observed = new Map<string, Set<OutcomeKind>>()
-  observe = (u, outcome, seconds) => {
-    // An attempt that outlived its upstream's removal: its series are gone with it.
-    if (u.removed) return
-    histogram.observe({ balancer: label, upstream: u.id, outcome }, seconds)
-    const kinds = observed.get(u.id)
-    if (kinds === undefined) observed.set(u.id, new Set([outcome]))
-    else kinds.add(outcome)
-  }
-  for (const attempt of early.splice(0)) observe(...attempt)
+  const durations = new Feed(family.histogram, label, 'outcome')
+  const waits = new Feed(family.waits, label, 'result')
+  observe = (u, outcome, seconds) => durations.observe(u, outcome, seconds)
+  observeWait = (u, seconds, result) => waits.observe(u, result, seconds)
+  for (const replay of early.splice(0)) replay()
   const forget = (id: string): void => {
-    for (const outcome of observed.get(id) ?? []) histogram.remove({ balancer: label, upstream: id, outcome })
-    observed.delete(id)
+    durations.forget(id)
+    waits.forget(id)
   }
   const onRemoved = (u: UpstreamInfo): void => forget(u.id)
   balancer.on('removed', onRemoved)
@@ -372,7 +448,8 @@ export async function createMetrics<R extends MetricsRegistry = MetricsRegistry>
       closed = true
       detach()
       balancer.off('removed', onRemoved)
-      for (const id of [...observed.keys()]) forget(id)
+      durations.forgetAll()
+      waits.forgetAll()
       family.sources.delete(label)
       if (family.sources.size === 0) {
         for (const name of family.names) registry.removeSingleMetric(name)

@@ -35,6 +35,9 @@ const OUTCOME_HEADS: Record<OutcomeKind, [string, string]> = {
   idle_timeout: ['idle', 'the body went silent for idleTimeoutMs: stream cut (not charged)'],
   invalid_request: ['inval', 'no valid upstream request could be built from the client\'s (not charged)'],
   unrelayable: ['unrel', 'an answer the proxy cannot relay, e.g. an unsolicited 100 Continue (not charged)'],
+  queue_full: ['q full', 'answered 503: at maxInFlight and its queue full, or no queue (not charged)'],
+  queue_timeout: ['q time', 'answered 503: waited in its queue longer than queue.timeoutMs (not charged)'],
+  websockets_full: ['WS full', 'upgrade answered 503: a bound user, the upstream at maxWebSockets (not charged)'],
 }
 
 const GROUPS: Array<{ head: string, columns: Column[] }> = [
@@ -42,6 +45,9 @@ const GROUPS: Array<{ head: string, columns: Column[] }> = [
     head: 'Load',
     columns: [
       { head: 'In flight', field: 'inFlight', title: 'requests in flight now' },
+      { head: 'Max', field: 'maxInFlight', title: 'maxInFlight: more wait in its queue' },
+      { head: 'Queued', field: 'queued', title: 'requests waiting for a slot now' },
+      { head: 'Wait ms', field: 'queueWaitMeanMs', title: 'mean wait in its queue since start, ms' },
       { head: 'WS', field: 'websockets', title: 'open WebSockets' },
       { head: 'Bound', field: 'boundUsers', title: 'users pinned here and seen lately (sticky strategies)' },
     ],
@@ -180,9 +186,12 @@ function tiles (view: StatusView): string {
     `<div class="tile"><div class="label">Up</div><div class="big">${live('span', view, 'totals.up')}<span class="of"> / ${live('span', view, 'totals.upstreams')}</span></div></div>`,
     tile('Requests/s', 'totals.rps'),
     tile('In flight', 'totals.inFlight'),
+    tile('Queued', 'totals.queued'),
     tile('WebSockets', 'totals.websockets'),
     tile('Bound users', 'totals.boundUsers'),
     tile('Requests', 'totals.requests'),
+    tile('Retries refused', 'retries.refused'),
+    tile('Bindings evicted', 'evicted'),
   ].join('')}</div>`
 }
 

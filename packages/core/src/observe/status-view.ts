@@ -1,14 +1,19 @@
 import type { Balancer } from '../balancer/balancer.js'
-import type { BalancerStats, DiscoveryStats, StateChange, UpstreamStats } from '../model/types.js'
-import type { StickStoreStats } from '../stick/store.js'
+import type { BalancerStats, DiscoveryStats, StateChange, TokenCacheStats, UpstreamStats } from '../model/types.js'
+import type { StoreStats } from '../stick/store.js'
 import type { StatsHistory } from './history.js'
 import { chartGeometry, type ChartGeometry } from './status-chart.js'
 
 /** One upstream as the status page shows it: its stats, its URL only when opted in. */
-export interface StatusUpstream extends Omit<UpstreamStats, 'url' | 'boundUsers'> {
+export interface StatusUpstream extends Omit<UpstreamStats, 'url' | 'boundUsers' | 'maxInFlight' | 'maxWebSockets'> {
   url?: string
   /** null for strategies that bind nobody. */
   boundUsers: number | null
+  /** null: no limit. */
+  maxInFlight: number | null
+  maxWebSockets: number | null
+  /** Mean wait in its queue since start, ms (null: nobody waited). */
+  queueWaitMeanMs: number | null
 }
 
 /** The JSON view (`?format=json`): what the page shows, and what its script re-renders from. */
@@ -25,6 +30,8 @@ export interface StatusView {
     draining: number
     down: number
     inFlight: number
+    /** Requests waiting in queues for capacity. */
+    queued: number
     websockets: number
     requests: number
     boundUsers: number | null
@@ -35,8 +42,14 @@ export interface StatusView {
   picks: Record<string, number>
   /** Newest last, as in stats(). */
   changes: StateChange[]
-  /** A shared stick store's health (stickyIp over Redis), as in stats(); null otherwise. */
-  store: StickStoreStats | null
+  /** stickyIp's store (a shared store's health, an in-memory table's fill and evictions), as in stats(); null otherwise. */
+  store: StoreStats | null
+  /** stickyCookie's verified-token cache, as in stats(); null otherwise. */
+  tokenCache: TokenCacheStats | null
+  /** Failover retries made and refused by the retry budget. */
+  retries: BalancerStats['retries']
+  /** Entries the strategy's bounded tables evicted before their time (null: it has none). */
+  evicted: number | null
   /** How a membership source (dnsDiscovery…) is followed, as in stats(); null for a fixed list. */
   discovery: DiscoveryStats | null
   history: {
@@ -53,8 +66,15 @@ const round2 = (n: number): number => Math.round(n * 100) / 100
 
 function upstreamView (u: UpstreamStats, showUrls: boolean): StatusUpstream {
   // Upstream URLs are internal addresses: left out unless the user opted in.
-  const { url, boundUsers, ...rest } = u
-  return showUrls ? { ...rest, url, boundUsers: boundUsers ?? null } : { ...rest, boundUsers: boundUsers ?? null }
+  const { url, boundUsers, maxInFlight, maxWebSockets, ...rest } = u
+  const view = {
+    ...rest,
+    boundUsers: boundUsers ?? null,
+    maxInFlight: maxInFlight ?? null,
+    maxWebSockets: maxWebSockets ?? null,
+    queueWaitMeanMs: u.queueWait.count === 0 ? null : round2(u.queueWait.totalMs / u.queueWait.count),
+  }
+  return showUrls ? { ...view, url } : view
 }
 
 function sum (ups: readonly UpstreamStats[], f: (u: UpstreamStats) => number): number {
@@ -84,6 +104,7 @@ export function statusView (balancer: Balancer, history: StatsHistory, opts: { s
       draining: ups.filter(u => u.state === 'draining').length,
       down: ups.filter(u => u.state === 'down').length,
       inFlight: sum(ups, u => u.inFlight),
+      queued: sum(ups, u => u.queued),
       websockets: sum(ups, u => u.websockets),
       requests: sum(ups, u => u.requests),
       boundUsers: sticky ? sum(ups, u => u.boundUsers ?? 0) : null,
@@ -94,6 +115,9 @@ export function statusView (balancer: Balancer, history: StatsHistory, opts: { s
     changes: stats.changes,
     store: stats.store ?? null,
     discovery: stats.discovery ?? null,
+    tokenCache: stats.tokenCache ?? null,
+    retries: stats.retries,
+    evicted: stats.store?.evicted === undefined && stats.tokenCache === undefined ? null : (stats.store?.evicted ?? 0) + (stats.tokenCache?.evicted ?? 0),
     history: { intervalMs: history.intervalMs, windowMs: history.windowMs, ids, samples },
     chart: chartGeometry(samples.map(s => ({ at: s.at, values: s.rps })), ids.length, stats.at, history.windowMs),
   }

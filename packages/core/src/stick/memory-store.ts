@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { knownKeys, optionsObject, wholeNumber } from '../options.js'
-import type { StickStore } from './store.js'
+import type { StickStore, StickTableStats } from './store.js'
 
 export interface MemoryStickStoreOptions {
   /** Entries kept at most; the least recently refreshed go first (HAProxy stick-table `size`). */
@@ -24,6 +24,11 @@ const SWEEP_MS = 5000
  * min(5 s, ttl / 8) and `bound()` runs every time. The sweep rides on the reads
  * instead of an unref'd timer: the counts are only needed when read, and a store
  * nobody reads costs nothing and holds no timer.
+ *
+ * A full table evicts its least recently refreshed client before that client's TTL:
+ * the client loses its binding without a word, so evictions are counted (`table()`,
+ * stats().store.evicted) and reported to `onEvict` listeners (the balancer's
+ * 'pressure' event, logged once a minute at most).
  */
 export function memoryStickStore (opts: MemoryStickStoreOptions = {}): StickStore & { readonly size: number } {
   knownKeys('memoryStickStore', optionsObject('memoryStickStore', opts), ['maxEntries'])
@@ -35,12 +40,22 @@ export function memoryStickStore (opts: MemoryStickStoreOptions = {}): StickStor
     if (n > 0) counts.set(id, n)
     else counts.delete(id)
   }
+  let evicted = 0
+  const listeners: Array<() => void> = []
   const cache = new LRUCache<string, string>({
     max,
     ttlAutopurge: false,
     // 'update' (a refresh of the same binding, on every sticky hit) changes nothing.
     onInsert: (id, _key, reason) => { if (reason !== 'update') up(id) },
-    dispose: (id) => { down(id) },
+    dispose: (id, key, reason) => {
+      down(id)
+      // lru-cache evicts the least recent entry whether or not it has expired (its
+      // #evict): only one still within its TTL lost a live binding.
+      if (reason === 'evict' && cache.getRemainingTTL(key) > 0) {
+        evicted++
+        for (const l of listeners) l()
+      }
+    },
   })
   let sweepEvery = SWEEP_MS
   let swept = performance.now()
@@ -64,5 +79,7 @@ export function memoryStickStore (opts: MemoryStickStoreOptions = {}): StickStor
       if (performance.now() - swept >= sweepEvery) sweep()
       return counts
     },
+    table: (): StickTableStats => ({ entries: cache.size, maxEntries: max, evicted }),
+    onEvict: (listener) => { listeners.push(listener) },
   }
 }

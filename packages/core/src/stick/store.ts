@@ -21,7 +21,27 @@ export interface StickStore {
    * under a session cap (stickyIp `sessionBalanceFactor`), so it must cost O(1).
    */
   boundLive? (): ReadonlyMap<string, number>
+  /** A bounded in-memory table's fill and evictions, for stats() and metrics (optional). */
+  table? (): StickTableStats
+  /**
+   * Calls `listener` whenever an entry is evicted before its TTL because the table
+   * is full (those clients silently lose their binding): the balancer's 'pressure'
+   * event. Optional: a store that never evicts early has none.
+   */
+  onEvict? (listener: () => void): void
 }
+
+/** A bounded in-memory stick table (memoryStickStore). */
+export interface StickTableStats {
+  /** Entries held now (expired ones may linger until read or swept). */
+  entries: number
+  maxEntries: number
+  /** Entries evicted before their TTL because the table was full, since start. */
+  evicted: number
+}
+
+/** `stats().store`: a shared store's health, an in-memory table's fill, or both. */
+export interface StoreStats extends Partial<StickStoreStats>, Partial<StickTableStats> {}
 
 /** What a shared stick store reports about its backend (see @affinity/redis). */
 export interface StickStoreStats {

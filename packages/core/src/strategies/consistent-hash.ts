@@ -12,6 +12,7 @@ import type { Members } from '../model/members.js'
 import { FlowTally, type Remap } from '../model/remap.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
+import { pickWithRoom } from './pick-with-room.js'
 import { roundRobin } from './round-robin.js'
 import { type Strategy } from './strategy.js'
 import { isPromise, type Choice, type PickResult } from '../model/choice.js'
@@ -115,10 +116,11 @@ export class ConsistentHash implements Strategy {
     this.#eligibleWeight = members.eligibleWeights.reduce((s, w) => s + w, 0)
   }
 
-  pick (req: RouteRequest, choice: Choice): PickResult {
+  /** `aside` (no capacity there) only steers requests without a key, through the fallback: a key waits for its own upstream. */
+  pick (req: RouteRequest, choice: Choice, aside?: ReadonlySet<Upstream>): PickResult {
     const hash = this.#hashOf(req)
     if (hash === -1) {
-      const r = this.#fallback.pick(req, choice)
+      const r = pickWithRoom(this.#fallback, req, choice, aside)
       if (isPromise(r)) return r.then(u => { choice.reason = 'fallback'; return u })
       choice.reason = 'fallback'
       return r

@@ -3,6 +3,7 @@ import type { Members } from '../model/members.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 import { leastConnections } from './least-connections.js'
+import { pickWithRoom } from './pick-with-room.js'
 import { sessionCap, type SessionCap } from './session-cap.js'
 import type { Strategy } from './strategy.js'
 
@@ -33,15 +34,16 @@ export class Placement {
    * 'failover' for one re-placed, 'capped' when the cap turned them away from
    * assign's answer); `counts` gives the live bound users per upstream when the cap
    * needs them. `bind` sees the result (or undefined) before it is returned.
+   * `aside`: upstreams without capacity (the balancer's), avoided when another has room.
    */
-  place (req: RouteRequest, choice: Choice, reason: PickReason, counts: () => ReadonlyMap<string, number>, bind: (u: Upstream | undefined) => Upstream | undefined): PickResult {
+  place (req: RouteRequest, choice: Choice, reason: PickReason, counts: () => ReadonlyMap<string, number>, bind: (u: Upstream | undefined) => Upstream | undefined, aside?: ReadonlySet<Upstream>): PickResult {
     let r: PickResult
     if (this.cap === undefined) {
-      r = this.assign.pick(req, choice)
+      r = pickWithRoom(this.assign, req, choice, aside)
       if (isPromise(r)) return r.then(u => { choice.reason = reason; return bind(u) })
       choice.reason = reason
     } else {
-      r = this.cap.place(this.assign, req, choice, reason, this.#members!, counts())
+      r = this.cap.place(this.assign, req, choice, reason, this.#members!, counts(), aside)
       if (isPromise(r)) return r.then(bind)
     }
     return bind(r)

@@ -5,6 +5,7 @@ import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 import { boundedCap } from '../hashing/bounded-loads.js'
 import { finiteNumber } from '../options.js'
+import { pickWithRoom } from './pick-with-room.js'
 import type { Strategy } from './strategy.js'
 
 /** Validates a `sessionBalanceFactor` option; undefined (no cap) stays undefined. */
@@ -36,14 +37,16 @@ export class SessionCap {
    * `assign`'s pick for the user, unless that upstream is full; sets
    * `choice.reason` to `reason`, or to 'capped' when the cap turned the user away
    * from assign's first answer. `counts` are the live bound users per upstream id.
+   * `room`: upstreams without capacity (the balancer's aside), avoided when another
+   * upstream under the cap has room; the cap comes first.
    */
-  place (assign: Strategy, req: RouteRequest, choice: Choice, reason: PickReason, members: Members, counts: ReadonlyMap<string, number>): PickResult {
-    const r = assign.pick(req, choice)
-    if (isPromise(r)) return r.then(u => this.#admit(u, assign, req, choice, reason, members, counts))
-    return this.#admit(r, assign, req, choice, reason, members, counts)
+  place (assign: Strategy, req: RouteRequest, choice: Choice, reason: PickReason, members: Members, counts: ReadonlyMap<string, number>, room?: ReadonlySet<Upstream>): PickResult {
+    const r = pickWithRoom(assign, req, choice, room)
+    if (isPromise(r)) return r.then(u => this.#admit(u, assign, req, choice, reason, members, counts, room))
+    return this.#admit(r, assign, req, choice, reason, members, counts, room)
   }
 
-  #admit (u: Upstream | undefined, assign: Strategy, req: RouteRequest, choice: Choice, reason: PickReason, members: Members, counts: ReadonlyMap<string, number>): PickResult {
+  #admit (u: Upstream | undefined, assign: Strategy, req: RouteRequest, choice: Choice, reason: PickReason, members: Members, counts: ReadonlyMap<string, number>, room: ReadonlySet<Upstream> | undefined): PickResult {
     choice.reason = reason
     if (u === undefined) return u
     const eligible = members.eligible
@@ -56,18 +59,15 @@ export class SessionCap {
     }
     const full = (x: Upstream): boolean => (counts.get(x.id) ?? 0) >= boundedCap(this.factor, bound + 1, weight, members.weightOf(x))
     if (!full(u)) return u
-    const aside = new Set(eligible.filter(full))
+    const capped = eligible.filter(full)
+    const aside = new Set(room === undefined ? capped : [...capped, ...room])
     const settle = (v: Upstream | undefined): Upstream | undefined => {
       choice.reason = 'capped'
       if (v !== undefined && !aside.has(v) && !full(v)) return v
       // `assign` ignored what was set aside, or had nothing left: the upstream with
-      // the fewest users per unit of weight, never full (it is at most the average).
-      let best: Upstream | undefined
-      let least = Infinity
-      for (const x of eligible) {
-        const ratio = (counts.get(x.id) ?? 0) / members.weightOf(x)
-        if (ratio < least && !choice.avoids(x)) { best = x; least = ratio }
-      }
+      // the fewest users per unit of weight, never full (it is at most the average),
+      // one with capacity if any.
+      const best = leastBound(eligible, counts, choice, room, members) ?? (room === undefined ? undefined : leastBound(eligible, counts, choice, undefined, members))
       // Every upstream with room failed this request: serving beats refusing.
       if (best === undefined) choice.reason = reason
       return best ?? u
@@ -75,4 +75,15 @@ export class SessionCap {
     const again = assign.pick(req, choice, aside)
     return isPromise(again) ? again.then(settle) : settle(again)
   }
+}
+
+/** The upstream with the fewest bound users per unit of weight, among those neither tried nor in `skip`. */
+function leastBound (eligible: readonly Upstream[], counts: ReadonlyMap<string, number>, choice: Choice, skip: ReadonlySet<Upstream> | undefined, members: Members): Upstream | undefined {
+  let best: Upstream | undefined
+  let least = Infinity
+  for (const x of eligible) {
+    const ratio = (counts.get(x.id) ?? 0) / members.weightOf(x)
+    if (ratio < least && !choice.avoids(x) && skip?.has(x) !== true) { best = x; least = ratio }
+  }
+  return best
 }

@@ -6,7 +6,7 @@ import { TokenCodec, type VerifiedToken } from '../cookie/token.js'
 import type { Members } from '../model/members.js'
 import { boundRemap, type Remap } from '../model/remap.js'
 import { RecentUsers, type SeenStamp } from '../stick/recent-users.js'
-import type { RouteRequest } from '../model/types.js'
+import type { RouteRequest, TokenCacheStats } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 import { Placement } from './placement.js'
 import { type Strategy } from './strategy.js'
@@ -80,6 +80,10 @@ class StickyCookie implements Strategy {
   #tagOf = new Map<string, string>()
   readonly #tagCache = new Map<string, string[]>()
   #members: Members | undefined
+  readonly #cacheSize: number
+  /** Tokens evicted from the full cache (their users' next visit costs an HMAC, and they stop counting as bound). */
+  #evicted = 0
+  #onEvict: ((table: 'tokenCache') => void) | undefined
 
   constructor (opts: StickyCookieOptions) {
     if (opts === null || typeof opts !== 'object') throw new AffinityError('AFFINITY_ERR_SECRET_REQUIRED')
@@ -98,13 +102,25 @@ class StickyCookie implements Strategy {
     if (opts.sameSite === 'none' && this.#secure === false) throw invalidOption('sameSite', "SameSite=None requires Secure: set secure to true or 'auto'")
     this.#placement = new Placement(opts.assign, opts.sessionBalanceFactor)
     const cacheSize = wholeNumber('cacheSize', opts.cacheSize, 10_000, 0)
+    this.#cacheSize = cacheSize
     this.#recent = new RecentUsers(milliseconds('activeMs', opts.activeMs, 30 * 60_000, { positive: true }))
     if (this.#placement.cap !== undefined && cacheSize === 0) throw invalidOption('sessionBalanceFactor', 'counts users through the token cache: needs cacheSize > 0')
     // No lru-cache TTL: its per-hit bookkeeping cost ≈55 ns (bench/strategies.js,
     // cookie-warm); the bucket stamp on the cached token costs a comparison. A token
     // leaving the cache (evicted, cleared) stops counting: bound users are the most
     // recent cacheSize ones.
-    this.#cache = cacheSize > 0 ? new LRUCache({ max: cacheSize, dispose: (token) => { this.#recent.forget(token) } }) : undefined
+    this.#cache = cacheSize > 0
+      ? new LRUCache({
+        max: cacheSize,
+        dispose: (token, _raw, reason) => {
+          this.#recent.forget(token)
+          if (reason === 'evict') {
+            this.#evicted++
+            this.#onEvict?.('tokenCache')
+          }
+        },
+      })
+      : undefined
   }
 
   update (members: Members): void {
@@ -127,7 +143,8 @@ class StickyCookie implements Strategy {
     this.#tagOf = tagOf
   }
 
-  pick (req: RouteRequest, choice: Choice): PickResult {
+  /** `aside` (no capacity there) only steers the placement of users without a valid cookie: bound ones wait for theirs. */
+  pick (req: RouteRequest, choice: Choice, aside?: ReadonlySet<Upstream>): PickResult {
     let reason: PickReason = choice.tried === undefined ? 'assigned' : 'failover'
     const raw = req.cookies[this.#cookie]
     if (raw !== undefined) {
@@ -158,7 +175,17 @@ class StickyCookie implements Strategy {
     return this.#placement.place(req, choice, reason, this.#counts, u => {
       choice.setCookie = u === undefined ? undefined : this.#setCookie(u, req)
       return u
-    })
+    }, aside)
+  }
+
+  /** The verified-token cache: entries, size, evictions (a full cache: raise cacheSize; see README, "Stick-table pressure"). */
+  tokenCacheStats (): TokenCacheStats | undefined {
+    if (this.#cache === undefined) return undefined
+    return { entries: this.#cache.size, max: this.#cacheSize, evicted: this.#evicted }
+  }
+
+  onEvict (listener: (table: 'tokenCache') => void): void {
+    this.#onEvict = listener
   }
 
   /**

@@ -4,7 +4,7 @@ import { checkPrefixes, normalizeIp, type IpPrefixOptions } from '../keys/ip.js'
 import type { Members } from '../model/members.js'
 import { boundRemap, type Remap } from '../model/remap.js'
 import { memoryStickStore } from '../stick/memory-store.js'
-import type { StickStore, StickStoreStats } from '../stick/store.js'
+import type { StickStore, StoreStats } from '../stick/store.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 import { Placement } from './placement.js'
@@ -65,9 +65,10 @@ class StickyIp implements Strategy {
     this.#placement.update(members)
   }
 
-  pick (req: RouteRequest, choice: Choice): PickResult {
+  /** `aside` (no capacity there) only steers the placement of clients without a binding: bound ones wait for theirs. */
+  pick (req: RouteRequest, choice: Choice, aside?: ReadonlySet<Upstream>): PickResult {
     const key = normalizeIp(req.ip, this.#v4, this.#v6)
-    if (key === undefined) return this.#place(undefined, req, choice, 'assigned')
+    if (key === undefined) return this.#place(undefined, req, choice, 'assigned', aside)
     choice.key = key
     let bound: string | undefined | Promise<string | undefined>
     try {
@@ -77,9 +78,9 @@ class StickyIp implements Strategy {
     }
     if (isPromise(bound)) {
       // A store that fails is a miss, never an error response.
-      return bound.then(id => this.#resolve(key, id, req, choice), () => this.#resolve(key, undefined, req, choice))
+      return bound.then(id => this.#resolve(key, id, req, choice, aside), () => this.#resolve(key, undefined, req, choice, aside))
     }
-    return this.#resolve(key, bound, req, choice)
+    return this.#resolve(key, bound, req, choice, aside)
   }
 
   /** Clients bound in the table and not expired, per upstream (when the store can count). */
@@ -87,9 +88,16 @@ class StickyIp implements Strategy {
     return this.#store.bound?.()
   }
 
-  /** A shared store's health (degraded, fallback reads…), when it reports one. */
-  storeStats (): StickStoreStats | undefined {
-    return this.#store.stats?.()
+  /** A shared store's health (degraded, fallback reads…) and an in-memory table's fill and evictions, as the store reports them. */
+  storeStats (): StoreStats | undefined {
+    const shared = this.#store.stats?.()
+    const table = this.#store.table?.()
+    if (shared === undefined && table === undefined) return undefined
+    return { ...shared, ...table }
+  }
+
+  onEvict (listener: (table: 'store') => void): void {
+    this.#store.onEvict?.(() => listener('store'))
   }
 
   /** Clients of an upstream that goes away or down are re-placed at their next request; nobody else moves. */
@@ -101,7 +109,7 @@ class StickyIp implements Strategy {
     return this.#placement.close()
   }
 
-  #resolve (key: string, id: string | undefined, req: RouteRequest, choice: Choice): PickResult {
+  #resolve (key: string, id: string | undefined, req: RouteRequest, choice: Choice, aside: ReadonlySet<Upstream> | undefined): PickResult {
     let reason: PickReason = choice.tried === undefined ? 'assigned' : 'failover'
     if (typeof id === 'string') {
       const u = this.#members?.get(id)
@@ -114,14 +122,14 @@ class StickyIp implements Strategy {
       }
       reason = 'failover'
     }
-    return this.#place(key, req, choice, reason)
+    return this.#place(key, req, choice, reason, aside)
   }
 
-  #place (key: string | undefined, req: RouteRequest, choice: Choice, reason: PickReason): PickResult {
+  #place (key: string | undefined, req: RouteRequest, choice: Choice, reason: PickReason, aside: ReadonlySet<Upstream> | undefined): PickResult {
     return this.#placement.place(req, choice, reason, this.#counts, u => {
       if (u !== undefined && key !== undefined) this.#bind(key, u)
       return u
-    })
+    }, aside)
   }
 
   /** Bound clients per upstream, as the session cap reads them (the store counts live). */

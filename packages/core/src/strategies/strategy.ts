@@ -2,8 +2,8 @@ import type { Choice, PickResult } from '../model/choice.js'
 import type { Upstream } from '../model/upstream.js'
 import type { Members } from '../model/members.js'
 import type { Remap } from '../model/remap.js'
-import type { RouteRequest } from '../model/types.js'
-import type { StickStoreStats } from '../stick/store.js'
+import type { RouteRequest, TokenCacheStats } from '../model/types.js'
+import type { StoreStats } from '../stick/store.js'
 
 /**
  * The one interface every strategy implements (HAProxy's lb_ops, undici's
@@ -16,10 +16,13 @@ export interface Strategy {
   readonly name: string
   update (members: Members): void
   /**
-   * `aside`: upstreams the caller sets aside for this pick (a session cap's full
-   * ones; HAProxy's `srvtoavoid`). A strategy that places users skips them when it
-   * can; the caller checks the answer either way. Upstreams that already failed
-   * the request are in `choice.tried` and must never be returned.
+   * `aside`: upstreams the caller sets aside for this pick (HAProxy's `srvtoavoid`):
+   * a session cap's full ones, or those where a request would wait for capacity
+   * (maxInFlight, maxWebSockets: forward/admission.ts). Stateless strategies and
+   * the placement of new users skip them when they can (and may answer undefined
+   * when every candidate is aside: see pickWithRoom); a user bound to an upstream,
+   * by a cookie, a stick-table entry or a hash, is never moved for them. Upstreams
+   * that already failed the request are in `choice.tried` and must never be returned.
    */
   pick (req: RouteRequest, choice: Choice, aside?: ReadonlySet<Upstream>): PickResult
   /**
@@ -28,8 +31,16 @@ export interface Strategy {
    * unknown.
    */
   bound? (): ReadonlyMap<string, number> | undefined
-  /** Strategies over a shared stick store: the store's health (stats(), metrics). */
-  storeStats? (): StickStoreStats | undefined
+  /** Strategies over a stick store: a shared store's health, an in-memory table's fill and evictions (stats(), metrics). */
+  storeStats? (): StoreStats | undefined
+  /** stickyCookie: its verified-token cache's fill and evictions. */
+  tokenCacheStats? (): TokenCacheStats | undefined
+  /**
+   * Calls `listener` whenever one of the strategy's bounded tables evicts an entry
+   * before its time (a user silently loses their binding): the balancer's
+   * 'pressure' event. Called once, when the strategy is bound to a balancer.
+   */
+  onEvict? (listener: (table: 'store' | 'tokenCache') => void): void
   /**
    * Who would move if membership went from `from` (the current snapshot) to `to`
    * (Balancer.preview, and the 'remap' event just before `update(to)`), computed on

@@ -73,7 +73,7 @@ export const ADMIN_SCENARIOS: AdminScenario[] = [
       t.equal(list.status, 200)
       t.match(String(list.headers['content-type']), /^application\/json/)
       t.equal(list.headers['cache-control'], 'no-store')
-      t.same(list.json(), { upstreams: ups.map((u, i) => ({ id: `S${i + 1}`, url: u.url, weight: 1, state: 'up', inFlight: 0, websockets: 0, requests: 0, failures: 0, ejections: 0 })) }, 'every upstream (boundUsers: none for round robin)')
+      t.same(list.json(), { upstreams: ups.map((u, i) => ({ id: `S${i + 1}`, url: u.url, weight: 1, state: 'up', inFlight: 0, queued: 0, websockets: 0, requests: 0, failures: 0, ejections: 0 })) }, 'every upstream (boundUsers: none for round robin)')
       const slash = await request(`${admin}/`, { headers: AUTH })
       t.same(slash.json(), list.json(), 'with a trailing slash too')
       const head = await request(admin, { method: 'HEAD', headers: AUTH })

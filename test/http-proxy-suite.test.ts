@@ -4,37 +4,19 @@
  * every test that is not skipped with a reason (reply-from internals, options the
  * plugin refuses, a race in the test; docs/migrating.md lists them) must pass, and
  * every skip entry must still name a test of the suite. It runs the built plugin
- * (dist/, which CI builds before the tests; `npm run build` locally): the test fails
- * on a build older than its sources rather than testing stale code. About 20 s.
+ * (dist/: `npm test` builds before it runs the suite, as CI does). About 20 s.
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-/**
- * Projects whose build is older than their sources: the suite would test stale code
- * (CI builds before testing). Asked of the compiler itself (`tsc -b --dry`): file
- * times alone would call a source touched without a change (a checkout, a merge) stale.
- */
-function staleBuilds (): string[] {
-  const env = { ...process.env }
-  delete env.NODE_OPTIONS // tap's loader must not load into the compiler
-  const r = spawnSync(process.execPath, [path.join(root, 'node_modules/typescript7/bin/tsc'), '-b', '--dry', path.join(root, 'packages/fastify')], { encoding: 'utf8', env })
-  return r.stdout.split('\n').filter(l => /would build project/.test(l))
-}
-
 interface Result { file: string, name: string, status: 'pass' | 'fail' | 'skip', reason?: string, error?: string }
 interface Report { summary: { version: string, passed: number, failed: number, skipped: number, stale: number, seconds: number }, results: Result[], stale: string[] }
 
 t.test('@fastify/http-proxy 11.6.3\'s test suite passes against the plugin, but for the tests skipped with a reason', async t => {
-  const stale = staleBuilds()
-  if (stale.length > 0) {
-    t.fail('dist/ is older than its sources: run `npm run build` (tsc -b) first', { stale: stale.slice(0, 10) })
-    return
-  }
   const script = path.join(root, 'scripts', 'http-proxy-suite.mjs')
   // The child runs plain Node on the built packages: none of tap's loaders, conditions or settings.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TAP|_TAPJS|NODE_OPTIONS$|NODE_PATH$|TS_NODE)/.test(k)))

@@ -20,6 +20,12 @@
 //           snapshot, the remap preview, strategy.update with one upstream's eligibility
 //           flipped)                                    → request p99, event-loop delay
 //   preview after the roll, five pairs of Balancer.preview() calls (one add, one remove)
+// With --source K[,K…], each case is also run source-driven: the balancer follows a
+// membership source (`upstreams: source`, the README's hand-written one, removeGraceMs 0)
+// and the roll is a series of updates, each the whole list with K more old upstreams
+// replaced by new ones (K added and K removed in one update: one snapshot, the way a DNS
+// answer that changed K records is applied); each update is timed directly, and per
+// change = update time / 2K; the health phase is the same.
 // Blocking per change is the change call timed directly (performance.now() around
 // balancer.add / drain / undrain / remove, listeners included): max and p99 per kind,
 // and the case's first change apart (the first of a kind in the process runs code V8
@@ -36,7 +42,7 @@
 //
 // Usage: node bench/membership.js [--sizes 100,1000] [--strategies a,b] [--changes K]
 //          [--interval-ms 10] [--steady 3] [--warmup 1] [--connections 16] [--users 2000]
-//          [--servers 4] [--core label=path,…] [--json] [--list]
+//          [--servers 4] [--source K,…] [--core label=path,…] [--json] [--list]
 // Figures are printed, never asserted. The machine must be quiet for figures to quote.
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -80,7 +86,7 @@ function parseArgs (argv) {
   const o = parseWith(argv, {
     script: 'bench/membership.js',
     help,
-    defaults: { sizes: [100, 1000], strategies: Object.keys(STRATEGIES), changes: undefined, intervalMs: 10, steady: 3, warmup: 1, connections: 16, users: 2000, servers: 4, cores: [{ label: 'built', path: '@affinity/core' }], json: false, list: false, role: undefined },
+    defaults: { sizes: [100, 1000], strategies: Object.keys(STRATEGIES), changes: undefined, intervalMs: 10, steady: 3, warmup: 1, connections: 16, users: 2000, servers: 4, source: [], cores: [{ label: 'built', path: '@affinity/core' }], json: false, list: false, role: undefined },
     flags: { '--json': o => { o.json = true }, '--list': o => { o.list = true } },
     values: {
       '--sizes': (o, v) => { o.sizes = list(v).map(Number) },
@@ -92,6 +98,7 @@ function parseArgs (argv) {
       '--connections': (o, v) => { o.connections = Number(v) },
       '--users': (o, v) => { o.users = Number(v) },
       '--servers': (o, v) => { o.servers = Number(v) },
+      '--source': (o, v) => { o.source = list(v).map(Number) },
       '--core': (o, v) => { o.cores = list(v).map(s => { const eq = s.indexOf('='); return eq === -1 ? { label: s, path: s } : { label: s.slice(0, eq), path: s.slice(eq + 1) } }) },
       '--role': (o, v) => { o.role = v },
     },
@@ -104,6 +111,7 @@ function parseArgs (argv) {
   if (!(o.steady > 0) || !(o.warmup >= 0)) die('--steady: expected seconds > 0; --warmup: seconds ≥ 0')
   if (!Number.isInteger(o.connections) || o.connections < 1 || !Number.isInteger(o.users) || o.users < o.connections) die('--connections ≥ 1 and --users ≥ --connections, integers')
   if (!Number.isInteger(o.servers) || o.servers < 1 || o.servers > 200) die('--servers: expected an integer from 1 to 200')
+  for (const k of o.source) if (!Number.isInteger(k) || k < 1) die('--source: expected batch sizes, integers ≥ 1')
   return o
 }
 
@@ -140,9 +148,23 @@ const ms = (t0) => performance.now() - t0
 const cpuSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6 }
 const loopFigures = (h) => ({ max: round(h.max / 1e6, 1), p99: round(h.percentile(99) / 1e6, 1) })
 
-async function runCase ({ core, label }, name, n, opts, ctx) {
+/** The README's hand-written membership source: `set` sends the whole list. */
+function manualSource () {
+  let push
+  let last
+  return {
+    set (list) { last = list; push?.(list) },
+    subscribe (update) { push = update; if (last !== undefined) queueMicrotask(() => update(last)); return () => { push = undefined } },
+  }
+}
+
+async function runCase ({ core, label }, name, n, opts, ctx, batch) {
   const { load, origins, histogram } = ctx
-  const balancer = core.createBalancer({ upstreams: generation(origins, 0, n), strategy: STRATEGIES[name](core), name: 'bench' })
+  // batch: undefined for the roll by add/drain/remove calls; K for the source-driven roll.
+  const source = batch === undefined ? undefined : manualSource()
+  source?.set(generation(origins, 0, n))
+  const balancer = core.createBalancer({ upstreams: source ?? generation(origins, 0, n), strategy: STRATEGIES[name](core), name: 'bench', ...(source ? { removeGraceMs: 0 } : {}) })
+  if (source !== undefined) await balancer.ready() // (a build without sources has no ready(): --core comparisons)
   let moved = 0
   balancer.on('remap', (r) => { moved += r.moved })
   const metrics = await core.createMetrics(balancer)
@@ -158,7 +180,7 @@ async function runCase ({ core, label }, name, n, opts, ctx) {
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const port = server.address().port
-  const row = { strategy: name, core: label, n }
+  const row = { strategy: name, core: label, n, rollBy: batch === undefined ? 'calls' : `source ×${batch}` }
   try {
     row.primeFailures = (await load.ask({ type: 'prime', port }, 'primed')).failed
     if (opts.warmup > 0) await load.ask({ type: 'run', port, connections: opts.connections, seconds: opts.warmup }, 'result')
@@ -171,8 +193,10 @@ async function runCase ({ core, label }, name, n, opts, ctx) {
     const old = generation(origins, 0, n)
     const fresh = generation(origins, 1, n)
     const k = Math.min(n, opts.changes ?? n)
-    const times = { add: [], drain: [], undrain: [], remove: [] }
-    const cpu = { add: [], drain: [], undrain: [], remove: [] }
+    const times = { add: [], drain: [], undrain: [], remove: [], update: [] }
+    const cpu = { add: [], drain: [], undrain: [], remove: [], update: [] }
+    const perChange = []
+    const cpuPerChange = []
     const later = []
     const timed = (kind, fn) => {
       const c0 = process.cpuUsage()
@@ -191,12 +215,19 @@ async function runCase ({ core, label }, name, n, opts, ctx) {
     histogram.reset()
     cpu0 = cpuSeconds()
     const t0 = performance.now()
-    for (let i = 0; i < k; i++) {
+    for (let i = 0; batch === undefined && i < k; i++) {
       timed('add', () => balancer.add(fresh[i]))
       await pause()
       timed('drain', () => { balancer.drain(old[i].id) })
       await pause()
       timed('remove', () => balancer.remove(old[i].id))
+      await pause()
+    }
+    for (let i = 0; batch !== undefined && i < k; i += batch) {
+      const j = Math.min(k, i + batch)
+      timed('update', () => source.set([...fresh.slice(0, j), ...old.slice(j)]))
+      perChange.push(times.update.at(-1) / (2 * (j - i)))
+      cpuPerChange.push(cpu.update.at(-1) / (2 * (j - i)))
       await pause()
     }
     for (let i = 0; i < Math.min(k, HEALTH_FLIPS); i++) {
@@ -211,7 +242,9 @@ async function runCase ({ core, label }, name, n, opts, ctx) {
     row.changes = Object.fromEntries(Object.entries(times).map(([kind, xs]) => [kind, stats(xs)]))
     row.changes.all = stats(Object.values(times).flat())
     row.changes.later = stats(later)
+    row.changes.perChange = stats(perChange)
     row.cpu = Object.fromEntries(Object.entries(cpu).map(([kind, xs]) => [kind, stats(xs)]))
+    row.cpu.perChange = stats(cpuPerChange)
     row.cpu.all = stats(Object.values(cpu).flat())
     row.remapMoved = moved
     // Balancer.preview(): an explicit what-if, off the change path (it may be slower).
@@ -261,6 +294,7 @@ async function main (opts) {
     `method:   balancer = @affinity/core forwarder on node:http in this process (remap listener, metrics, logging attached);`,
     `          ${opts.servers} upstream servers (127.0.0.2…) behind N ids and autocannon (${opts.connections} connections, ${opts.users} users) in child processes;`,
     `          per N and strategy: ${opts.steady} s steady, then a roll: add new, drain old, remove old, for ${opts.changes === undefined ? 'every' : `the first ${opts.changes}`} upstream(s), ${opts.intervalMs} ms apart,`,
+    ...(opts.source.length === 0 ? [] : [`          and source-driven (${opts.source.map(k => `×${k}`).join(', ')}): updates from a membership source, each replacing K upstreams (K added + K removed, one snapshot);`]),
     `          then ${HEALTH_FLIPS} drain/undrain pairs; blocking per change = the change call timed directly; loop delay = monitorEventLoopDelay.`,
     '',
   ].join('\n') + '\n')
@@ -282,9 +316,11 @@ async function main (opts) {
         const order = turn++ % 2 === 0 ? cores : [...cores].reverse()
         for (const c of order) {
           process.stderr.write(`  … N=${n} ${name}${cores.length > 1 ? ` [${c.label}]` : ''}\n`)
-          const row = await runCase(c, name, n, opts, { load, origins, histogram })
-          rows.push(row)
-          process.stderr.write(`    all changes: max ${row.changes.all.max} ms, p99 ${row.changes.all.p99} ms (CPU max ${row.cpu.all.max}, p99 ${row.cpu.all.p99}); request p99 ${row.steady.p99} → ${row.roll.p99} ms\n`)
+          for (const batch of [undefined, ...opts.source]) {
+            const row = await runCase(c, name, n, opts, { load, origins, histogram }, batch)
+            rows.push(row)
+            process.stderr.write(`    roll by ${row.rollBy}: all changes: max ${row.changes.all.max} ms, p99 ${row.changes.all.p99} ms (CPU max ${row.cpu.all.max}, p99 ${row.cpu.all.p99}); request p99 ${row.steady.p99} → ${row.roll.p99} ms\n`)
+          }
         }
       }
     }

@@ -3,7 +3,7 @@
 //   direct          autocannon straight to one upstream (the ceiling)
 //   floor           node:http + undici Pool, round robin, headers copied, bodies piped, nothing
 //                   else (the least a Node proxy can cost: every door's CPU/request is divided by it)
-//   core-<s>        the Affinity core on plain node:http (README "Using the core directly"),
+//   core-<s>        the Affinity core on plain node:http (docs/core.md "Using the core directly"),
 //                   for <s> in roundRobin and stickyCookie
 //   node-hello      plain node:http answering by itself (the server side every door pays)
 //   express-hello   Express 5 answering by itself, no proxying (Express's own cost per request)

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Regenerates docs/status-page.png, the README's status page screenshot:
+// Regenerates docs/status-page.png, the status page screenshot in docs/observability.md:
 //   npm run build && node scripts/status-page-screenshot.mjs [--seconds 60] [--out docs/status-page.png]
 // Three shop upstreams behind a Fastify app with the status page on, sticky users
 // arriving and browsing at a rate that rises and falls, one upstream drained and

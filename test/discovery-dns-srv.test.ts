@@ -32,7 +32,7 @@ const srv = (target: string, port: number, priority: number, weight: number): Sr
 const targets = (entries: Record<string, string[]>): Array<[string, string]> =>
   Object.entries(entries).flatMap(([name, addresses]) => addresses.map(a => [a, `${name}.svc.test`] as [string, string]))
 
-withDnsmasq(bin => {
+withDnsmasq(t, bin => {
   t.test('one upstream per record of the lowest priority: id target:port, URL at the target address from the same DNS, weight by ratio', async t => {
     const ups = await fleet(t, 4)
     const port = ups[0]!.port

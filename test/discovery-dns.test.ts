@@ -30,7 +30,7 @@ async function fleet (t: Test, n: number): Promise<TestUpstream[]> {
 const hosts = (name: string, addresses: string[]): Array<[string, string]> => addresses.map(a => [a, name])
 const member = (address: string, port: number): string => `${address}:${port} http://${address}:${port} 1`
 
-withDnsmasq(bin => {
+withDnsmasq(t, bin => {
   t.test('A records: one upstream per address, id address:port, in address order; the URLs reach the upstreams', async t => {
     const ups = await fleet(t, 3)
     const port = ups[0]!.port

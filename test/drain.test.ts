@@ -53,9 +53,11 @@ t.test('with idleMs: pending while a bound user keeps coming back, resolved once
   const user = on.get('S2')!
   const reasons: string[] = []
   balancer.on('drained', (u, reason) => reasons.push(`${u.id}: ${reason}`))
-  const idleMs = 400
+  // A window long against the visits' spacing, so a slow machine (a visit taking far
+  // longer than usual) still never leaves the bound user away for a whole window.
+  const idleMs = 3000
   const state = track(balancer.drain('S2', { idleMs }))
-  // The bound user returns every 150 ms for 1.2 s: three times the window, never idle that long.
+  // The bound user returns every 150 ms, eight times: never idle for the window.
   let last = 0
   for (let i = 0; i < 8; i++) {
     await delay(150)
@@ -66,7 +68,7 @@ t.test('with idleMs: pending while a bound user keeps coming back, resolved once
   const newcomer = new Browser()
   for (let i = 0; i < 6; i++) t.not(await new Browser().visit(url), 'S2', 'no new user lands there')
   t.not(await newcomer.visit(url), 'S2')
-  await until(() => state.done, idleMs + 1000, 'the drain to complete')
+  await until(() => state.done, idleMs + 5000, 'the drain to complete')
   t.ok(state.at - last >= idleMs, `resolved ${Math.round(state.at - last)} ms after the bound user's last visit (window ${idleMs} ms)`)
   t.same(reasons, [`S2: nothing in flight, no bound user for ${idleMs} ms`])
 })
@@ -76,8 +78,8 @@ t.test('with idleMs and nobody bound coming back: resolves after the window from
   await usersOnEvery(url)
   const started = performance.now()
   const state = track(balancer.drain('S1'))
-  await delay(100)
-  t.notOk(state.done, 'the balancer default (drainIdleMs 250) applies')
+  await Promise.resolve()
+  t.notOk(state.done, 'the balancer default (drainIdleMs 250) applies: not complete at once')
   await until(() => state.done, 1500, 'drain')
   t.ok(state.at - started >= 245, `resolved after ${Math.round(state.at - started)} ms`)
   const at = track(balancer.drain('S3', { idleMs: 0 }))
@@ -124,13 +126,14 @@ t.test('stickyIp: a bound client coming back holds the drain too', async t => {
   t.teardown(async () => { await balancer.close(); await Promise.all(ups.map(u => u.close())) })
   const req = { method: 'GET', url: '/', headers: {}, cookies: {}, ip: '198.51.100.9' }
   const home = (balancer.choose(req) as { upstream: { id: string } }).upstream.id
-  const state = track(balancer.drain(home, { idleMs: 200 }))
+  // The window is long against the visits' spacing (a slow machine must not make the client look away).
+  const state = track(balancer.drain(home, { idleMs: 2000 }))
   for (let i = 0; i < 5; i++) {
     await delay(80)
     balancer.choose(req)
   }
-  t.notOk(state.done, 'held while the client returns within 200 ms')
-  await until(() => state.done, 1500, 'the drain once the client stayed away')
+  t.notOk(state.done, 'held while the client keeps returning')
+  await until(() => state.done, 6000, 'the drain once the client stayed away')
   t.pass('drained once it stayed away')
 })
 

@@ -197,3 +197,12 @@ t.test('cluster: two workers share one port; every user reaches one upstream thr
   t.equal(s.cookieIssuedOnce, 8, 'a worker honours the cookie another issued: one Set-Cookie per user')
   t.ok(Object.values(s.placement).filter(n => n > 0).length > 1, `users spread over the upstreams ${JSON.stringify(s.placement)}`)
 })
+
+interface NodeHttp { first: string, path: string, again: string[], spread: string[] }
+
+t.test('node-http: a page-long adapter over @affinity/core/adapter keeps a browser on one upstream', async t => {
+  const s = await runExample<NodeHttp>(t, 'node-http')
+  t.same(s.again, [s.first, s.first, s.first, s.first], 'the cookie keeps the user where they landed')
+  t.equal(s.path, '/hello?x=1', 'the upstream sees the path and query')
+  t.ok(s.spread.length > 1, `new users spread (${s.spread.join(', ')})`)
+})

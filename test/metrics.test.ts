@@ -70,6 +70,7 @@ t.test('createMetrics(): a registry of its own (not the global one); counters an
     affinity_upstream_websockets: 'gauge',
     affinity_upstream_bound_users: 'gauge',
     affinity_upstream_weight: 'gauge',
+    affinity_upstream_effective_weight: 'gauge',
     affinity_upstream_state: 'gauge',
     affinity_upstream_queued: 'gauge',
     affinity_upstream_max_in_flight: 'gauge',
@@ -79,10 +80,13 @@ t.test('createMetrics(): a registry of its own (not the global one); counters an
     affinity_stick_store_fallback_reads_total: 'counter',
     affinity_stick_store_outages_total: 'counter',
     affinity_stick_store_errors_total: 'counter',
+    affinity_discovery_members: 'gauge',
+    affinity_discovery_errors_total: 'counter',
+    affinity_discovery_last_update_timestamp_seconds: 'gauge',
     affinity_panic: 'gauge',
     affinity_upstream_request_duration_seconds: 'histogram',
     affinity_queue_wait_seconds: 'histogram',
-  }, 'the metric names and types (stick-store series appear only with a shared store: test/redis.test.ts)')
+  }, 'the metric names and types (stick-store series appear only with a shared store: test/redis.test.ts; discovery series only with a source: test/discovery-balancer.test.ts)')
 
   const again = await scrape(m, b)
   t.same(again.s.of('default'), s.of('default'), 'scraping again without traffic changes nothing (totals, not increments)')

@@ -11,16 +11,9 @@ import t, { type Test } from 'tap'
 import type { Redis } from 'ioredis'
 import { createBalancer, stickyIp, type Balancer } from '@affinity/core'
 import { redisStore, type RedisStickStore } from '@affinity/redis'
-import { findRedisServer, ready, redisClient, startRedisServer } from './helpers/redis.js'
+import { ready, redisClient, startRedisServer, withRedis } from './helpers/redis.js'
 
-const bin = findRedisServer()
-if (bin !== undefined) {
-  tests(bin)
-} else if (process.env.AFFINITY_REQUIRE_REDIS === '1') {
-  t.fail('redis-server is not on PATH, and AFFINITY_REQUIRE_REDIS=1 requires it (.ci/run installs it)')
-} else {
-  t.plan(0, 'redis-server not installed; .ci/run installs it')
-}
+withRedis(t, tests)
 
 /** Calls per command since the last CONFIG RESETSTAT, e.g. { get: 3, set: 1 } (the test's own CONFIG and INFO left out). */
 async function commandCalls (client: Redis): Promise<Record<string, number>> {

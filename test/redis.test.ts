@@ -10,17 +10,10 @@ import t, { type Test } from 'tap'
 import { createMetrics, createStatusPage, memoryStickStore } from '@affinity/core'
 import { DEGRADED_WARNING_CODE, redisStore, type RedisStoreLogger } from '@affinity/redis'
 import { request, until } from './helpers/http.js'
-import { findRedisServer, forkBalancer, ready, redisClient, startRedisBalancer, startRedisServer, startSilentServer } from './helpers/redis.js'
+import { forkBalancer, ready, redisClient, startRedisBalancer, startRedisServer, startSilentServer, withRedis } from './helpers/redis.js'
 import { startUpstreams, type TestUpstream } from './helpers/upstreams.js'
 
-const bin = findRedisServer()
-if (bin !== undefined) {
-  tests(bin)
-} else if (process.env.AFFINITY_REQUIRE_REDIS === '1') {
-  t.fail('redis-server is not on PATH, and AFFINITY_REQUIRE_REDIS=1 requires it (.ci/run installs it)')
-} else {
-  t.plan(0, 'redis-server not installed; .ci/run installs it')
-}
+withRedis(t, tests)
 
 /** Client i's address, as sent in X-Forwarded-For (the balancers trust the proxy). */
 const ip = (i: number): string => `10.1.${i >> 8}.${i & 255}`

@@ -4,7 +4,7 @@
 //   worker with the same secret honours a cookie another one issued;
 // - consistentHash: every worker builds the same ring from the upstream ids.
 // (stickyIp would not agree: each worker would have its own stick table. Give it a
-// shared store, as shown in README.md, and it does.)
+// shared store, as shown in docs/operations.md, and it does.)
 //   AFFINITY_SECRET  the cookie secret (the same on every worker, every machine)
 //   UPSTREAMS        JSON [{ "id": "S1", "url": "http://…" }, …]
 //   PORT, HOST       where the workers listen (port 0: one free port, shared)

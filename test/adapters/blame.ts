@@ -1,5 +1,5 @@
 /**
- * The blame rule as a property (README "Health", SPEC "Timeouts and blame"): for
+ * The blame rule as a property (docs/operations.md "Health"): for
  * any request a client can send — any method, header names including
  * pseudo-headers and odd bytes, bodies of any size and framing, pipelined or on
  * concurrent HTTP/2 streams, cut off at any byte, over HTTP/1.0, 1.1 or 2 — no

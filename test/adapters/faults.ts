@@ -425,7 +425,7 @@ export const FAULTS: Fault[] = [
     async run (t, h) {
       const ups = await upstreams(t, 3)
       const slowUp = byName(ups, 'S3')
-      slowUp.delayMs = 300
+      slowUp.delayMs = 1000 // far slower than a fast answer even on a loaded machine, where those slow down too
       const b = balancer(t, { upstreams: entries(ups), strategy: leastConnections(), timeoutMs: 5000 })
       const app = await h.start(t, { source: { balancer: b } })
       const ag = new http.Agent({ keepAlive: true, maxSockets: 12 })

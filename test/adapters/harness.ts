@@ -4,18 +4,18 @@
  * the spirit of Hono's adapter conformance suite. Each `start` builds a real app on
  * 127.0.0.1:0 with the proxy mounted under a prefix and registers its teardown
  * with the test; balancers passed in belong to the caller (the scenario), as the
- * README's "Fastify" and "Express" sections promise, and upstreams are the scenario's too.
+ * docs/fastify.md and docs/express.md promise, and upstreams are the scenario's too.
  */
 import { once } from 'node:events'
 import type { Server } from 'node:http'
 import type { Http2Server } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import type { Test } from 'tap'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type onRequestHookHandler } from 'fastify'
 import express from 'express'
 import affinityPlugin from '@affinity/fastify'
 import { affinity as affinityMiddleware, type AffinityMiddleware } from '@affinity/express'
-import type { BalancerSource, MetricsRegistry, StatusPageOptions } from '@affinity/core'
+import type { BalancerSource, MetricsRegistry, ProxyOptions, StatusPageOptions } from '@affinity/core'
 
 /** One proxy mounted at `prefix`. */
 export interface Mount {
@@ -30,6 +30,20 @@ export interface Mount {
   metrics?: { registry?: MetricsRegistry }
   /** The status page on GET `prefix` + `route` (Fastify's option; Express's `lb.statusPage()` there); off when absent. */
   statusPage?: StatusPageMount
+  /** Options both adapters take under the same names (rewriteHeaders, onError, preserveHost…), passed as they are. */
+  proxy?: ProxyOptions<any, any>
+  /** The admin routes at `prefix` + `route` (Fastify's `admin` option; Express's `lb.admin()` mounted there); off when absent. */
+  admin?: AdminMount
+}
+
+/**
+ * Where the admin routes go below the prefix (default '/affinity/admin', as Fastify's)
+ * and the user's guard: a request without `authorization: Bearer <token>` is refused
+ * with 401 by a Fastify onRequest hook or an Express middleware mounted before them.
+ */
+export interface AdminMount {
+  route?: string
+  token?: string
 }
 
 /** Status page options plus where it goes below the prefix (default '/affinity/status', as Fastify's). */
@@ -54,6 +68,8 @@ export interface StartOptions<App> extends AppOptions<App> {
   websocket?: boolean
   metrics?: { registry?: MetricsRegistry }
   statusPage?: StatusPageMount
+  proxy?: ProxyOptions<any, any>
+  admin?: AdminMount
 }
 
 export interface Started<App = unknown> {
@@ -86,14 +102,31 @@ export interface AdapterHarness<App = any> {
   startMounts (t: Test, mounts: Mount[], opts?: AppOptions<App>): Promise<StartedMounts<App>>
 }
 
+/** The user's guard as a Fastify route-level onRequest hook. */
+function fastifyAdmin ({ route, token }: AdminMount): { route?: string, onRequest?: onRequestHookHandler } {
+  const onRequest: onRequestHookHandler = (request, reply, done) => {
+    if (request.headers.authorization === `Bearer ${token}`) done()
+    else void reply.code(401).send({ error: 'unauthorized' })
+  }
+  return { ...(route === undefined ? {} : { route }), ...(token === undefined ? {} : { onRequest }) }
+}
+
+/** The user's guard as Express middleware mounted before lb.admin(). */
+function expressGuard (token: string): express.RequestHandler {
+  return (req, res, next) => {
+    if (req.headers.authorization === `Bearer ${token}`) next()
+    else res.status(401).json({ error: 'unauthorized' })
+  }
+}
+
 function originOf (server: Server | Http2Server): string {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
 function single<App> (h: Pick<AdapterHarness<App>, 'startMounts'>): AdapterHarness<App>['start'] {
   return async (t, opts) => {
-    const { source, prefix = '/api', rewritePrefix, websocket, metrics, statusPage, ...appOpts } = opts
-    const m = await h.startMounts(t, [{ source, prefix, rewritePrefix, websocket, metrics, statusPage }], appOpts)
+    const { source, prefix = '/api', rewritePrefix, websocket, metrics, statusPage, proxy, admin, ...appOpts } = opts
+    const m = await h.startMounts(t, [{ source, prefix, rewritePrefix, websocket, metrics, statusPage, proxy, admin }], appOpts)
     return { url: m.url, base: m.bases[0]!, app: m.app, server: m.server, close: m.close }
   }
 }
@@ -125,6 +158,8 @@ export function fastifyHarness (fastifyOptions: FastifyServerOptions & { http2?:
           websocket: m.websocket ?? true,
           ...(m.metrics !== undefined ? { metrics: m.metrics } : {}),
           ...(m.statusPage !== undefined ? { statusPage: m.statusPage } : {}),
+          ...m.proxy,
+          ...(m.admin !== undefined ? { admin: fastifyAdmin(m.admin) } : {}),
           ...m.source,
         })
       }
@@ -142,7 +177,7 @@ export type ExpressFactory = () => express.Express
 
 /**
  * Express: `app.use(prefix, lb)` per mount and `server.on('upgrade', lb.upgrade)`
- * for each middleware, as the README shows for one.
+ * for each middleware, as the README shows for one (docs/express.md).
  */
 export function expressHarness (factory: ExpressFactory = express, name = 'express'): AdapterHarness<express.Express> {
   const h: Pick<AdapterHarness<express.Express>, 'startMounts'> = {
@@ -166,13 +201,18 @@ export function expressHarness (factory: ExpressFactory = express, name = 'expre
       await opts.extraApp?.(app)
       for (const m of mounts) {
         if (m.rewritePrefix !== undefined) throw new Error('Express has no rewritePrefix')
-        const lb = affinityMiddleware(m.metrics !== undefined ? { ...m.source, metrics: m.metrics } : m.source)
+        const lb = affinityMiddleware({ ...m.proxy, ...m.source, ...(m.metrics !== undefined ? { metrics: m.metrics } : {}) })
         lbs.push(lb)
         // The scrape route before the proxy, at the path Fastify's option gives it.
         if (m.metrics !== undefined) app.get(`${m.prefix}/metrics`, lb.metrics())
         if (m.statusPage !== undefined) {
           const { route = '/affinity/status', ...pageOpts } = m.statusPage
           app.get(`${m.prefix}${route}`, lb.statusPage(pageOpts))
+        }
+        if (m.admin !== undefined) {
+          const { route = '/affinity/admin', token } = m.admin
+          if (token === undefined) app.use(`${m.prefix}${route}`, lb.admin())
+          else app.use(`${m.prefix}${route}`, expressGuard(token), lb.admin())
         }
         app.use(m.prefix, lb)
       }

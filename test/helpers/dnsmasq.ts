@@ -24,12 +24,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { promises as dns } from 'node:dns'
-import { accessSync, chmodSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import dgram from 'node:dgram'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import t, { type Test } from 'tap'
+import type { Test } from 'tap'
+import { findBinary, withService } from './services.js'
 
 export const ZONE = 'svc.test'
 export const FAILING_ZONE = 'fail.test'
@@ -70,28 +71,12 @@ export interface Dnsmasq {
 
 /** dnsmasq's path: /usr/sbin is often not on a user's PATH. */
 export function findDnsmasq (): string | undefined {
-  const dirs = ['/usr/sbin', '/usr/local/sbin', ...(process.env.PATH ?? '').split(path.delimiter)]
-  for (const dir of dirs) {
-    if (dir === '') continue
-    const bin = path.join(dir, 'dnsmasq')
-    try {
-      accessSync(bin, constants.X_OK)
-      return bin
-    } catch {}
-  }
-  return undefined
+  return findBinary('dnsmasq', ['/usr/sbin', '/usr/local/sbin'])
 }
 
-/**
- * Runs `tests` when dnsmasq is installed. Without it the file has nothing to run,
- * unless AFFINITY_REQUIRE_DNSMASQ=1 (set by .ci/run, which installs it) makes that a
- * failure.
- */
-export function withDnsmasq (tests: (bin: string) => void): void {
-  const bin = findDnsmasq()
-  if (bin !== undefined) tests(bin)
-  else if (process.env.AFFINITY_REQUIRE_DNSMASQ === '1') t.fail('dnsmasq is not installed, and AFFINITY_REQUIRE_DNSMASQ=1 requires it (.ci/run installs it)')
-  else t.plan(0, 'dnsmasq not installed; .ci/run installs it')
+/** Runs `tests` with dnsmasq (a failure under AFFINITY_REQUIRE_DNSMASQ=1 when missing). */
+export function withDnsmasq (t: Test, tests: (bin: string) => void): void {
+  withService(t, 'dnsmasq', findDnsmasq(), 'AFFINITY_REQUIRE_DNSMASQ', tests)
 }
 
 /** A loopback port free for both TCP and UDP a moment ago (dnsmasq listens on both). */

@@ -94,6 +94,7 @@ export function expectedFromStats (stats: BalancerStats, balancer: string, prefi
     put('upstream_websockets', { upstream }, u.websockets)
     if (u.boundUsers !== undefined) put('upstream_bound_users', { upstream }, u.boundUsers)
     put('upstream_weight', { upstream }, u.weight)
+    put('upstream_effective_weight', { upstream }, u.effectiveWeight)
     for (const state of ['up', 'down', 'draining']) put('upstream_state', { upstream, state }, u.state === state ? 1 : 0)
   }
   for (const [reason, n] of Object.entries(stats.picks)) put('picks_total', { reason }, n)
@@ -102,5 +103,10 @@ export function expectedFromStats (stats: BalancerStats, balancer: string, prefi
   if (stats.store?.evicted !== undefined) put('stick_evictions_total', { table: 'store' }, stats.store.evicted)
   if (stats.tokenCache !== undefined) put('stick_evictions_total', { table: 'token_cache' }, stats.tokenCache.evicted)
   put('panic', {}, stats.panic ? 1 : 0)
+  if (stats.discovery !== undefined) {
+    put('discovery_members', {}, stats.discovery.members)
+    put('discovery_errors_total', {}, stats.discovery.errors)
+    if (stats.discovery.lastUpdate !== null) put('discovery_last_update_timestamp_seconds', {}, stats.discovery.lastUpdate / 1000)
+  }
   return out
 }

@@ -1,27 +1,23 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { accessSync, constants } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
-import path from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { Redis, type RedisOptions } from 'ioredis'
 import affinity from '@affinity/fastify'
 import { createBalancer, stickyIp, type Balancer } from '@affinity/core'
 import { redisStore, type RedisStickStore, type RedisStoreOptions, type RedisStoreStats } from '@affinity/redis'
+import { findBinary, withService } from './services.js'
 
 /** The `redis-server` binary on PATH, if any. */
 export function findRedisServer (): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir === '') continue
-    const bin = path.join(dir, 'redis-server')
-    try {
-      accessSync(bin, constants.X_OK)
-      return bin
-    } catch {}
-  }
-  return undefined
+  return findBinary('redis-server')
+}
+
+/** Runs `tests` with redis-server (a failure under AFFINITY_REQUIRE_REDIS=1 when missing). */
+export function withRedis (t: Test, tests: (bin: string) => void): void {
+  withService(t, 'redis-server', findRedisServer(), 'AFFINITY_REQUIRE_REDIS', tests)
 }
 
 /** A loopback port that was free a moment ago. */

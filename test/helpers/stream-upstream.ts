@@ -4,7 +4,7 @@ import http from 'node:http'
 import http2 from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
-import { pattern } from './upstreams.js'
+import { pattern, sendPattern } from './upstreams.js'
 import { TLS } from './h2.js'
 
 /** A request an upstream saw: its version, method, target and headers exactly as they arrived. */
@@ -61,17 +61,7 @@ function handler (up: StreamUpstream): Handler {
     if (path === '/download') {
       const bytes = Number(url.searchParams.get('bytes') ?? 1024)
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes })
-      let off = 0
-      const pump = (): void => {
-        while (off < bytes) {
-          const n = Math.min(64 * 1024, bytes - off)
-          const ok = res.write(pattern(off, n))
-          off += n
-          if (!ok) { res.once('drain', pump); return }
-        }
-        res.end()
-      }
-      pump()
+      sendPattern(res, bytes, 64 * 1024)
       return
     }
     if (path === '/cookies') {

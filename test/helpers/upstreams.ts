@@ -33,6 +33,21 @@ export function sha256 (buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex')
 }
 
+/** Writes `bytes` bytes of `pattern` in `chunk`-sized writes, with backpressure, then ends. */
+export function sendPattern (res: http.ServerResponse, bytes: number, chunk: number): void {
+  let off = 0
+  const pump = (): void => {
+    while (off < bytes) {
+      const n = Math.min(chunk, bytes - off)
+      const ok = res.write(pattern(off, n))
+      off += n
+      if (!ok) { res.once('drain', pump); return }
+    }
+    res.end()
+  }
+  pump()
+}
+
 /** sha256 of `bytes` bytes of `pattern`, computed in chunks. */
 export function patternSha (bytes: number): string {
   const h = createHash('sha256')
@@ -75,18 +90,7 @@ export async function startUpstream (name: string, listen: { host?: string, port
     if (path === '/download') {
       const bytes = Number(url.searchParams.get('bytes') ?? 1024)
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes, 'x-served-by': name })
-      let off = 0
-      const chunk = 256 * 1024
-      const pump = (): void => {
-        while (off < bytes) {
-          const n = Math.min(chunk, bytes - off)
-          const ok = res.write(pattern(off, n))
-          off += n
-          if (!ok) { res.once('drain', pump); return }
-        }
-        res.end()
-      }
-      pump()
+      sendPattern(res, bytes, 256 * 1024)
       return
     }
     if (path === '/die-mid-body') {

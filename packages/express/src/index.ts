@@ -1,5 +1,6 @@
 export { affinity } from './middleware.js'
 export type { AffinityExpressOptions, AffinityExpressMetricsOptions, AffinityMiddleware, MetricsHandler, StatusPageHandler } from './middleware.js'
 export { BodyConsumedError } from './body.js'
+export type { AdminHandler } from './admin.js'
 export { createServer } from './server.js'
 export type { ExpressAppWithPrototypes } from './server.js'

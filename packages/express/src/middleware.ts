@@ -1,15 +1,17 @@
 import {
   AffinityError, createMetrics, createStatusPage,
-  type AffinityLogger, type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry, type StatusPage, type StatusPageOptions,
+  type AffinityLogger, type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry, type PathRewrite, type ProxyOptions, type StatusPage, type StatusPageOptions,
 } from '@affinity/core'
-import { adapterOptions, logChoice, metricsAnswer, Mount, pendingUpgrade, writeAnswer, writeSocketError } from '@affinity/core/adapter'
+import { adapterOptions, logChoice, metricsAnswer, Mount, pathRewriter, pendingUpgrade, PROXY_OPTIONS, writeAnswer, writeSocketError } from '@affinity/core/adapter'
+import { adminHandler, type AdminHandler } from './admin.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { BodyConsumedError, forwardableBody } from './body.js'
+import { UNSUPPORTED } from './unsupported.js'
 import { ExpressRouteRequest, type ExpressRequest } from './route-request.js'
 import { routeThroughApp, type ExpressApp } from './upgrade.js'
 
-export interface AffinityExpressOptions extends BalancerSource {
+export interface AffinityExpressOptions extends BalancerSource, ProxyOptions<ExpressRequest, ServerResponse> {
   /**
    * The Express app whose middleware and `trust proxy` setting WebSocket upgrades
    * go through. Found automatically from the server when it was created by
@@ -28,6 +30,13 @@ export interface AffinityExpressOptions extends BalancerSource {
    * state changes at info/warn, each request's decision at debug.
    */
   logger?: AffinityLogger
+  /**
+   * http-proxy-middleware's `pathRewrite`: `{ '^/old': '/new' }` (regular expressions
+   * as strings; the first that matches is applied) or `(path, req) => path` (a promise
+   * of one is awaited). `path` is the path and query below the mount; WebSocket
+   * upgrades are rewritten too.
+   */
+  pathRewrite?: PathRewrite<ExpressRequest>
 }
 
 export interface AffinityExpressMetricsOptions {
@@ -57,6 +66,13 @@ export interface AffinityMiddleware {
    * middleware before it: the page shows who is pinned where.
    */
   statusPage (opts?: StatusPageOptions): StatusPageHandler
+  /**
+   * A handler for the admin routes, to mount at a path of yours behind your auth:
+   * `app.use('/affinity/admin', requireAuth, lb.admin())`. GET / lists the upstreams;
+   * POST /drain/:id, /undrain/:id, /weight/:id ({ "weight": n }, read by the handler:
+   * no body parser needed) change them, everywhere when a control is attached.
+   */
+  admin (): AdminHandler
   /** Ends open WebSocket tunnels, stops metrics and logging and, if it built the balancer from options, closes it. */
   close (): Promise<void>
 }
@@ -78,18 +94,32 @@ function originForm (url: string | undefined): string {
   return rest.charCodeAt(0) === 47 ? rest : `/${rest}`
 }
 
+/** A rewritten path in origin-form: a rewrite that dropped the leading slash gets it back. */
+function slashed (path: string): string {
+  return path.charCodeAt(0) === 47 ? path : `/${path}`
+}
+
+/** The middleware's own options; everything else it takes is `balancer` or a balancer option. */
+const OWN = ['app', 'metrics', 'logger', 'pathRewrite', ...PROXY_OPTIONS] as const satisfies ReadonlyArray<keyof AffinityExpressOptions>
+
+/** The client-side mount of a request, for the Location rewrite: what Express stripped from its URL. */
+const baseUrl = (req: unknown): string => (req as ExpressRequest).baseUrl ?? ''
+
 /**
  * Affinity as Express middleware (Express 5, and 4): `app.use('/api', affinity({...}))`.
  * Forwards through the core's undici forwarder; the upstream sees the path below
  * the mount (req.url).
  */
-/** The middleware's own options; everything else it takes is `balancer` or a balancer option. */
-const OWN = ['app', 'metrics', 'logger'] as const satisfies ReadonlyArray<keyof AffinityExpressOptions>
-
 export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
-  adapterOptions('@affinity/express', opts, OWN)
-  const { app, metrics: metricsOpts, logger, ...source } = opts
-  const mount = new Mount(source)
+  adapterOptions('@affinity/express', opts, OWN, UNSUPPORTED)
+  const {
+    app, metrics: metricsOpts, logger, pathRewrite,
+    rewriteRequestHeaders, rewriteHeaders, onError, preserveHost, internalRewriteLocationHeader,
+    ...source
+  } = opts
+  const rewritePath = pathRewriter(pathRewrite)
+  const mount = new Mount(source, { rewriteRequestHeaders, rewriteHeaders, onError, preserveHost, internalRewriteLocationHeader }, { clientPrefix: baseUrl })
+  const policy = mount.policy
   const balancer = mount.balancer
   if (logger !== undefined) mount.logTo(logger)
   const statusPages = new Set<StatusPage>()
@@ -104,8 +134,7 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
   }
   if (metricsOpts === true || (typeof metricsOpts === 'object' && metricsOpts !== null)) void startMetrics()
 
-  const forward = (choice: Choice, req: ExpressRequest, res: ServerResponse, next: Next): void => {
-    if (logger !== undefined) logChoice(logger, choice, { method: req.method, url: req.originalUrl ?? req.url })
+  const send = (choice: Choice, req: ExpressRequest, res: ServerResponse, next: Next, path: string): void => {
     let body: Buffer | string | undefined
     if (pendingUpgrade(req) === undefined) {
       const b = forwardableBody(req)
@@ -116,11 +145,33 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
       body = b
     }
     mount.proxy(choice, req, res, {
-      path: originForm(req.url),
+      path,
       body,
       // Headers earlier middleware set (CORS, security headers) go out with the answer.
       responseHeaders: res.getHeaders() as Record<string, string | string[] | number | undefined>,
+      policy,
+      request: req,
+      reply: res,
     })
+  }
+
+  const forward = (choice: Choice, req: ExpressRequest, res: ServerResponse, next: Next): void => {
+    if (logger !== undefined) logChoice(logger, choice, { method: req.method, url: req.originalUrl ?? req.url })
+    const path = originForm(req.url)
+    if (rewritePath === undefined) {
+      send(choice, req, res, next, path)
+      return
+    }
+    // The app's rewrite may throw or reject: its error goes to the app's error handler.
+    let rewritten: string | Promise<string>
+    try {
+      rewritten = rewritePath(path, req)
+    } catch (err) {
+      next(err)
+      return
+    }
+    if (typeof rewritten === 'string') send(choice, req, res, next, slashed(rewritten))
+    else rewritten.then(p => send(choice, req, res, next, slashed(p)), next)
   }
 
   const middleware = ((req: ExpressRequest, res: ServerResponse, next: Next): void => {
@@ -152,6 +203,7 @@ export function affinity (opts: AffinityExpressOptions): AffinityMiddleware {
     statusPages.add(page)
     return (req, res) => page.handle(req, res)
   }
+  middleware.admin = (): AdminHandler => adminHandler(balancer)
   middleware.close = async (): Promise<void> => {
     for (const page of statusPages) page.close()
     if (metrics !== undefined) (await metrics.catch(() => undefined))?.close()

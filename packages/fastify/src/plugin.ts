@@ -2,48 +2,20 @@ import fastifyCookie from '@fastify/cookie'
 import fastifyHttpProxy from '@fastify/http-proxy'
 import {
   AffinityError, createMetrics, createStatusPage,
-  type AffinityMetrics, type Balancer, type BalancerSource, type Choice, type MetricsRegistry, type StatusPage, type StatusPageOptions,
+  type AffinityMetrics, type Balancer, type Choice, type StatusPage,
 } from '@affinity/core'
-import { adapterOptions, logChoice, metricsAnswer, Mount } from '@affinity/core/adapter'
+import { adapterOptions, logChoice, metricsAnswer, Mount, pendingUpgrade } from '@affinity/core/adapter'
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { Readable } from 'node:stream'
+import { installBodyParsers } from './body.js'
+import { checkRouteOptions, OWN, UNSUPPORTED, type AffinityFastifyMetricsOptions, type AffinityFastifyOptions, type AffinityFastifyStatusPageOptions } from './options.js'
+import { serveAdmin } from './admin.js'
 import { FastifyRouteRequest } from './route-request.js'
 import { routeUpgrades } from './upgrade.js'
-import { encodePrefix, upstreamPath } from './upstream-path.js'
+import { encodePrefix, mountPrefixes, upstreamPath } from './upstream-path.js'
 
-export interface AffinityFastifyOptions extends BalancerSource {
-  /** Mount point, as in @fastify/http-proxy (Fastify's register option). */
-  prefix?: string
-  /** Prepended to the path below the prefix, as in @fastify/http-proxy. */
-  rewritePrefix?: string
-  /** Proxy WebSocket upgrades under the prefix, with the same sticky choice. */
-  websocket?: boolean
-  /** Prometheus metrics (needs prom-client) served on GET `route` below the prefix: `true` or options. */
-  metrics?: boolean | AffinityFastifyMetricsOptions
-  /** The status page (off by default) on GET `route` below the prefix: `true` or options. Protect it: it shows who is pinned where. */
-  statusPage?: boolean | AffinityFastifyStatusPageOptions
-}
-
-export interface AffinityFastifyMetricsOptions {
-  /**
-   * Path below the plugin's prefix (default '/metrics', so '/api/metrics' under
-   * '/api'); the balancer answers it and it is never proxied.
-   */
-  route?: string
-  /** A prom-client Registry of yours; default: one of their own (never the global one). */
-  registry?: MetricsRegistry
-}
-
-export interface AffinityFastifyStatusPageOptions extends StatusPageOptions {
-  /**
-   * Path below the plugin's prefix (default '/affinity/status', so
-   * '/api/affinity/status' under '/api'); the balancer answers it and it is never proxied.
-   */
-  route?: string
-  /** Route-level onRequest hook(s) guarding the page, e.g. `onRequest: app.basicAuth`. */
-  onRequest?: onRequestHookHandler | onRequestHookHandler[]
-}
+export type { AffinityFastifyOptions, AffinityFastifyMetricsOptions, AffinityFastifyStatusPageOptions } from './options.js'
+export type { AffinityFastifyAdminOptions } from './admin.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -54,17 +26,31 @@ declare module 'fastify' {
 
 type ParseCookie = (header: string) => Record<string, string | undefined>
 
-/** The plugin's own options; everything else it takes is `balancer` or a balancer option. */
-const OWN = ['prefix', 'rewritePrefix', 'websocket', 'metrics', 'statusPage'] as const satisfies ReadonlyArray<keyof AffinityFastifyOptions>
-
 async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOptions): Promise<void> {
-  adapterOptions('@affinity/fastify', opts, OWN)
-  const { prefix: _prefix, rewritePrefix: rawRewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false, ...source } = opts
+  adapterOptions('@affinity/fastify', opts, OWN, UNSUPPORTED)
+  checkRouteOptions(opts)
+  const {
+    prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers,
+    rewritePrefix: rawRewritePrefix, websocket = false, metrics: metricsOpts = false, statusPage: statusPageOpts = false, admin: adminOpts = false,
+    onRequest, preValidation, preHandler, config, httpMethods, constraints, routes, preRewrite,
+    rewriteRequestHeaders, rewriteHeaders, onError, preserveHost, internalRewriteLocationHeader,
+    ...source
+  } = opts
   const rewritePrefix = encodePrefix(rawRewritePrefix)
-  const mount = new Mount(source)
+  const prefixes = mountPrefixes(fastify.prefix, rewritePrefix)
+  const mount = new Mount(source, { rewriteRequestHeaders, rewriteHeaders, onError, preserveHost, internalRewriteLocationHeader }, {
+    // Proxied answers are written straight to the connection, but only from their
+    // first byte on: until then the reply is Fastify's, so an onError hook can answer
+    // with reply.code(…).send(…) (and a handlerTimeout can still answer).
+    claim: reply => { (reply as FastifyReply).hijack() },
+    clientPrefix: prefixes.client as (request: unknown) => string,
+    upstreamPrefix: prefixes.upstream as (request: unknown) => string,
+  })
+  const policy = mount.policy
   try {
     await serveMetrics(fastify, mount.balancer, metricsOpts)
     await serveStatusPage(fastify, mount.balancer, statusPageOpts)
+    await serveAdmin(fastify, mount.balancer, adminOpts, OWN_ROUTE)
   } catch (err) {
     // Registration fails (prom-client missing…): a balancer built here must not outlive it.
     await mount.close()
@@ -95,10 +81,16 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
   }
   // Attached to the proxied routes as they are declared, so the metrics and status
   // routes (a scrape or a page view is no pick) skip it with no test per request.
+  // The app's route-level onRequest hooks run after it (request.affinity is set); its
+  // preValidation and preHandler hooks go on the route as given (a function or a list),
+  // as @fastify/http-proxy puts them.
+  const own = onRequest === undefined ? [] : [onRequest].flat()
   fastify.addHook('onRoute', (route) => {
     const config = route.config as Record<string, unknown> | undefined
     if (config?.[OWN_ROUTE] === true) return
-    route.onRequest = route.onRequest === undefined ? [decide] : [decide, ...[route.onRequest].flat()]
+    route.onRequest = [decide, ...own, ...(route.onRequest === undefined ? [] : [route.onRequest].flat())]
+    if (preValidation !== undefined) route.preValidation = [preValidation, route.preValidation ?? []].flat(2)
+    if (preHandler !== undefined) route.preHandler = [preHandler, route.preHandler ?? []].flat(2)
   })
 
   if (websocket) {
@@ -107,33 +99,41 @@ async function affinityPlugin (fastify: FastifyInstance, opts: AffinityFastifyOp
     fastify.addHook('preClose', (done) => { mount.endTunnels(); done() })
   }
 
-  // Bodies are proxied byte for byte: drop every parser this context inherited
-  // (Fastify's own text/plain parser would otherwise buffer text bodies into a string,
-  // and an app's form or multipart parser would consume them); @fastify/http-proxy
-  // then installs its pass-through parser for every content type.
-  fastify.removeAllContentTypeParsers()
+  const bodyOf = installBodyParsers(fastify, preValidation !== undefined)
 
   await fastify.register(fastifyHttpProxy, {
-    // Routes, prefix / rewritePrefix handling, destination validation and the
-    // body pass-through parser come from @fastify/http-proxy. The per-request upstream
-    // is read from the onRequest decision (getUpstream must be synchronous).
+    // Routes, prefix / rewritePrefix handling, destination validation, preRewrite and
+    // the route options (config, methods, constraints, routes) come from
+    // @fastify/http-proxy (the hooks are attached in onRoute above). The per-request upstream is read from the onRequest
+    // decision (getUpstream must be synchronous). Body parsers are ours (body.ts).
     upstream: '',
     rewritePrefix,
+    proxyPayloads: false,
+    ...(config === undefined ? {} : { config }),
+    ...(httpMethods === undefined ? {} : { httpMethods }),
+    ...(constraints === undefined ? {} : { constraints }),
+    ...(routes === undefined ? {} : { routes }),
+    ...(preRewrite === undefined ? {} : { preRewrite }),
     replyOptions: { getUpstream: (request: { affinity?: Choice | null }) => request.affinity?.upstream?.origin ?? '' },
     // Forwarding itself goes through the core forwarder instead of reply.from():
     // reply-from calls getUpstream once, so a refused connection can never fail over
     // to another upstream; it maps a refusal to 500 and retries GET + 503 ten times on
     // the same upstream. The core retries on another upstream (re-pinning the sticky
-    // cookie), answers with the JSON 502/503/504 of forward/error-response.ts, verifies TLS and sets X-Forwarded-*.
-    // Proxied responses are written straight to the socket (reply.hijack), so the
-    // upstream's status, headers and body stream through untouched; headers the app
-    // set in earlier hooks (CORS, security headers) are sent with them.
+    // cookie), answers with the JSON 502/503/504 of forward/error-response.ts (or the
+    // app's onError), verifies TLS and sets X-Forwarded-*. The upstream's status,
+    // headers and body stream through untouched (the reply is hijacked right before
+    // the first byte: see claim above); headers the app set in earlier hooks (CORS,
+    // security headers) are sent with them.
     handler: (request: FastifyRequest, reply: FastifyReply, dest: string) => {
-      reply.hijack()
+      // An upgrade's socket is the tunnel's from now on.
+      if (pendingUpgrade(request.raw) !== undefined) reply.hijack()
       mount.proxy(request.affinity!, request.raw, reply.raw, {
         path: upstreamPath(request, dest, rewritePrefix),
         body: bodyOf(request),
         responseHeaders: reply.getHeaders() as Record<string, string | string[] | number | undefined>,
+        policy,
+        request,
+        reply,
       })
     },
     // reply-from is registered by @fastify/http-proxy but never called; release its agent on close.
@@ -180,12 +180,6 @@ async function serveStatusPage (fastify: FastifyInstance, balancer: Balancer, op
     return reply.code(r.status).headers(r.headers).send(r.body)
   })
   return page
-}
-
-/** The body stream the pass-through parser produced (a preParsing hook may have wrapped it), if any. */
-function bodyOf (request: FastifyRequest): Readable | undefined {
-  const body = request.body
-  return body instanceof Readable ? body : undefined
 }
 
 /**

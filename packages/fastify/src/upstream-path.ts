@@ -41,3 +41,28 @@ export function upstreamPath (request: FastifyRequest, dest: string, rewritePref
   const q = url?.indexOf('?') ?? -1
   return q === -1 ? path : path + url!.slice(q)
 }
+
+type Params = Record<string, string | undefined>
+
+/**
+ * The mount as the client sees it (the registration's prefix) and what the upstream
+ * sees in its place (rewritePrefix, '/' by default, as @fastify/http-proxy), as
+ * functions of the request for the Location rewrite. Fixed strings unless they have
+ * route parameters, which are filled in (percent-encoded) from the request's own
+ * values: @fastify/http-proxy's rewrite would write '/api/:id' into the header.
+ * Called only for a response that carries Location or Content-Location.
+ */
+export function mountPrefixes (prefix: string, rewritePrefix: string | undefined): { client: (request: FastifyRequest) => string, upstream: (request: FastifyRequest) => string } {
+  return { client: filled(prefix), upstream: filled(rewritePrefix ?? '') }
+}
+
+function filled (path: string): (request: FastifyRequest) => string {
+  if (!path.includes(':')) return () => path
+  return (request) => {
+    let out = path
+    for (const [name, value] of Object.entries(request.params as Params)) {
+      if (name !== '*' && value !== undefined) out = out.replace(`:${name}`, encodeURIComponent(value))
+    }
+    return out
+  }
+}

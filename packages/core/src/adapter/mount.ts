@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { Balancer } from '../balancer/balancer.js'
 import type { ClientResponse } from '../forward/error-response.js'
 import type { ClientRequest, ForwardOptions } from '../forward/http.js'
+import { forwardPolicy, type ForwardPolicy, type PolicyWiring, type ProxyOptions } from '../forward/policy.js'
 import type { Choice } from '../model/choice.js'
 import { logStateChanges, type AffinityLogger } from '../observe/log.js'
 import { balancerFrom, type BalancerSource } from './source.js'
@@ -19,10 +20,17 @@ export class Mount {
   readonly balancer: Balancer
   /** Built here from the shorthand: closed with the mount. */
   readonly owned: boolean
+  /**
+   * The mount's forwarding policy (its ProxyOptions checked once, plus the adapter's
+   * wiring): adapters hand it to every request as `ForwardOptions.policy`.
+   */
+  readonly policy: ForwardPolicy
   readonly #tunnels = new Set<Duplex>()
   #stopLogging: (() => void) | undefined
 
-  constructor (source: BalancerSource) {
+  constructor (source: BalancerSource, proxy: ProxyOptions<any, any> = {}, wiring?: PolicyWiring) {
+    // Checked before a balancer is built: a bad option must not leave pools open.
+    this.policy = forwardPolicy(proxy, wiring)
     const { balancer, owned } = balancerFrom(source)
     this.balancer = balancer
     this.owned = owned
@@ -44,7 +52,7 @@ export class Mount {
     const socket = pending.socket
     this.#tunnels.add(socket)
     socket.once('close', () => this.#tunnels.delete(socket))
-    this.balancer.upgrade(choice, req as IncomingMessage, socket, pending.head, opts.path)
+    this.balancer.upgrade(choice, req as IncomingMessage, socket, pending.head, opts.path, opts)
   }
 
   /** Ends the open tunnels: upgraded sockets would keep a server's close() waiting. */

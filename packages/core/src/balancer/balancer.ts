@@ -8,7 +8,7 @@ import type { ForwardContext, Outcome } from '../forward/context.js'
 import type { ClientResponse } from '../forward/error-response.js'
 import { forwardHttp, type ClientRequest, type ForwardOptions } from '../forward/http.js'
 import { createPool, NO_TRANSPORT } from '../forward/pool.js'
-import { forwardUpgrade } from '../forward/upgrade.js'
+import { forwardUpgrade, type UpgradeOptions } from '../forward/upgrade.js'
 import { ActiveHealth } from '../health/active.js'
 import { PassiveHealth } from '../health/passive.js'
 import { Choice, isPromise, type PickReason, type PickResult } from '../model/choice.js'
@@ -23,6 +23,8 @@ import { kBalancer } from './brand.js'
 import { balancerConfig, drainIdleMs, uniqueIds, type BalancerConfig, type BalancerOptions } from './config.js'
 import { Drains } from './drain.js'
 import { Membership, type Changed, type PanicInfo } from './membership.js'
+import { SlowStart } from './slow-start.js'
+import { SourceSync } from './source-sync.js'
 import { Pressure, type PressureInfo } from './pressure.js'
 import { balancerStats } from './stats.js'
 
@@ -46,6 +48,10 @@ export type BalancerEvent = 'down' | 'up' | 'added' | 'removed' | 'drained' | 'd
 export type BalancerListener = (upstream: UpstreamInfo, reason: string) => void
 export type RemapListener = (remap: RemapEvent) => void
 export type PanicListener = (info: PanicInfo) => void
+/** 'discovery-error': the source failed or sent a list that was refused; the membership stays as it was. */
+export type DiscoveryErrorListener = (err: Error) => void
+/** 'slow-start': an upstream's ramp began, went up a step, or ended (`effectiveWeight` === `upstream.weight`). */
+export type SlowStartListener = (upstream: UpstreamInfo, effectiveWeight: number) => void
 /** 'pressure': a bounded table evicted entries before their time (at most once a minute per table). */
 export type PressureListener = (info: PressureInfo) => void
 /** Called once per attempt as it ends; `seconds` from dispatch to the end of the response. */
@@ -53,15 +59,19 @@ export type OutcomeListener = (upstream: Upstream, kind: OutcomeKind, seconds: n
 /** Called as each wait in an upstream's queue ends: how long, and how it ended. */
 export type QueueWaitListener = (upstream: Upstream, seconds: number, result: WaitResult) => void
 
+type AnyEvent = BalancerEvent | 'panic' | 'calm' | 'remap' | 'discovery-error' | 'slow-start' | 'pressure'
+type AnyListener = BalancerListener | PanicListener | RemapListener | DiscoveryErrorListener | SlowStartListener | PressureListener
+
 /** Each strategy instance keeps per-balancer tables, so it can serve one balancer only. */
 const boundStrategies = new WeakSet<Strategy>()
 
 /**
  * Membership, health and forwarding around one strategy. The parts: `config.ts`
  * checks the options, `Membership` keeps the upstream set and the snapshots the
- * strategy reads, `Drains` completes drains, passive and active health watch the
- * upstreams, and the forwarders (forward/) carry requests through a narrow
- * `ForwardContext`. This class wires them and is the public face.
+ * strategy reads, `SourceSync` applies a membership source's lists to it,
+ * `SlowStart` ramps the weight of newcomers, `Drains` completes drains, passive and
+ * active health watch the upstreams, and the forwarders (forward/) carry requests
+ * through a narrow `ForwardContext`. This class wires them and is the public face.
  */
 export class Balancer extends EventEmitter {
   readonly strategy: Strategy
@@ -72,6 +82,9 @@ export class Balancer extends EventEmitter {
   readonly #config: BalancerConfig
   readonly #membership: Membership
   readonly #drains: Drains
+  readonly #slowStart: SlowStart
+  /** With a membership source: follows it (source-sync.ts). */
+  readonly #sync: SourceSync | undefined
   readonly #active: ActiveHealth | undefined
   readonly #passive: PassiveHealth | undefined
   readonly #ctx: ForwardContext
@@ -103,7 +116,12 @@ export class Balancer extends EventEmitter {
     })
     this.#pressure = new Pressure(info => this.emit('pressure', info))
     config.strategy.onEvict?.(table => this.#pressure.note(table))
-    this.#membership = new Membership(config.strategy, config.panicThreshold, config.upstreams.map(n => this.#upstream(n)), () => this.listenerCount('remap') > 0)
+    this.#slowStart = new SlowStart(config.slowStartMs, (steps) => {
+      if (this.#closed) return
+      this.#membership.reweighed()
+      for (const [u, factor] of steps) this.#rampStep(u, factor === 1)
+    })
+    this.#membership = new Membership(config.strategy, config.panicThreshold, config.upstreams.map(n => this.#upstream(n)), () => this.listenerCount('remap') > 0, () => this.#slowStart.factors())
     this.#drains = new Drains((u, why) => this.emit('drained', u.info(), why))
     const membership = this.#membership
     this.#passive = config.passive && new PassiveHealth(config.passive, (u, why) => this.#stateChanged(u, why), {
@@ -117,6 +135,25 @@ export class Balancer extends EventEmitter {
     })
     for (const u of membership.values()) this.#active?.start(u)
     this.#ctx = this.#forwardContext()
+    this.#sync = config.source && new SourceSync(config.source, {
+      membership,
+      drains: this.#drains,
+      slowStart: this.#slowStart,
+      create: (n) => this.#upstream(n),
+      admitted: (u) => this.#active?.start(u),
+      retired: (u) => this.#retire(u),
+      announce: (changed, events, reason) => this.#announce(changed, events, reason),
+      failed: (err) => this.emit('discovery-error', err),
+    })
+  }
+
+  /**
+   * Resolves once the first membership is known: at once for a list; with a source,
+   * once its first list is applied (until then requests get 503, none up). Rejects
+   * with AFFINITY_ERR_CLOSED if the balancer closes first.
+   */
+  ready (): Promise<void> {
+    return this.#sync?.ready() ?? (this.#closed ? Promise.reject(new AffinityError('AFFINITY_ERR_CLOSED')) : Promise.resolve())
   }
 
   /** The current membership snapshot (what strategies see). */
@@ -127,24 +164,28 @@ export class Balancer extends EventEmitter {
   /** Adds an upstream; nobody bound elsewhere moves, hash strategies move only keys onto it. */
   add (input: UpstreamInput): UpstreamInfo {
     this.#assertOpen()
+    if (this.#sync !== undefined) throw new AffinityError('AFFINITY_ERR_SOURCE_MANAGED', 'add()')
     const n = normalizeUpstream(input)
     if (this.#membership.get(n.id) !== undefined) throw new AffinityError('AFFINITY_ERR_DUPLICATE_ID', n.id)
     const u = this.#upstream(n)
+    this.#slowStart.start(u)
     const changed = this.#membership.add(u)
     this.#active?.start(u)
-    this.#announce(u, changed, 'added')
+    this.#announce(changed, [['added', u]])
     return u.info()
   }
 
-  /** Removes an upstream: no new requests; requests in flight and open WebSockets finish. */
+  /**
+   * Removes an upstream: no new requests; requests in flight and open WebSockets
+   * finish. With a membership source, add() and remove() are refused
+   * (AFFINITY_ERR_SOURCE_MANAGED): the source's next list would undo them.
+   */
   remove (id: string): void {
     const u = this.#get(id)
+    if (this.#sync !== undefined) throw new AffinityError('AFFINITY_ERR_SOURCE_MANAGED', 'remove()')
     const changed = this.#membership.remove(u)
-    this.#active?.stop(u)
-    this.#passive?.forget(u)
-    this.#admission.forget(u)
-    void u.pool.close().catch(() => {})
-    this.#announce(u, changed, 'removed')
+    this.#retire(u)
+    this.#announce(changed, [['removed', u]])
     this.#drains.check(u)
   }
 
@@ -154,14 +195,20 @@ export class Balancer extends EventEmitter {
    * successors. Resolves, and emits 'drained', once nothing is in flight there, no
    * WebSocket is open and, with an idle window (`idleMs`, or the balancer's
    * `drainIdleMs`), no bound user has come back for that long (see Drains).
+   * The drain is the operator's: a member its source leaves out and lists again
+   * stays drained until undrain().
    */
   drain (id: string, opts: DrainOptions = {}): Promise<void> {
     const u = this.#get(id)
     const idleMs = opts.idleMs === undefined ? this.#config.drainIdleMs : drainIdleMs('idleMs', opts.idleMs)
-    if (!u.draining) {
-      u.draining = true
-      u.boundSeenAt = performance.now()
-      this.#stateChanged(u, 'draining')
+    if (!u.drainedByOperator) {
+      u.drainedByOperator = true
+      if (!u.draining) {
+        u.draining = true
+        u.boundSeenAt = performance.now()
+        this.#stateChanged(u, 'draining')
+      }
+      // Reported even when its source already drains it: the operator's drain outlasts the source's.
       this.emit('draining', u.info(), 'draining')
     }
     return this.#drains.wait(u, idleMs)
@@ -184,13 +231,20 @@ export class Balancer extends EventEmitter {
     return u.info()
   }
 
-  /** Ends a drain: the upstream takes new users again. */
+  /**
+   * Ends an operator's drain: the upstream takes new users again, unless its source
+   * left it out (it drains until it is listed again or removed; the event is still
+   * emitted, with state 'draining').
+   */
   undrain (id: string): void {
     const u = this.#get(id)
-    if (!u.draining) return
-    u.draining = false
-    this.#drains.cancel(u)
-    this.#stateChanged(u, 'drain cancelled')
+    if (!u.drainedByOperator) return
+    u.drainedByOperator = false
+    if (!u.leaving) {
+      u.draining = false
+      this.#drains.cancel(u)
+      this.#stateChanged(u, 'drain cancelled')
+    }
     this.emit('undrained', u.info(), 'drain cancelled')
   }
 
@@ -253,7 +307,7 @@ export class Balancer extends EventEmitter {
   /** Per upstream state, counters, outcomes, bound users and checks; picks by reason; recent changes. */
   stats (): BalancerStats {
     const a = this.#admission
-    return balancerStats(this.members, this.strategy, this.#picks, this.#membership.changes(), { made: a.retriesMade, refused: a.retriesRefused })
+    return balancerStats(this.members, this.strategy, this.#picks, this.#membership.changes(), this.#sync?.stats(), { made: a.retriesMade, refused: a.retriesRefused })
   }
 
   /** Forwards an HTTP request to the chosen upstream and streams the answer into `res`. */
@@ -261,24 +315,32 @@ export class Balancer extends EventEmitter {
     forwardHttp(this.#ctx, choice, req, res, opts)
   }
 
-  /** Forwards an Upgrade request (WebSocket) to the chosen upstream and splices the sockets. */
-  upgrade (choice: Choice, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): void {
-    forwardUpgrade(this.#ctx, choice, req, socket, head, path)
+  /**
+   * Forwards an Upgrade request (WebSocket) to the chosen upstream and splices the
+   * sockets. `opts`: a mount's policy (its Host rule and request-header hook) and the
+   * framework's request that hook gets.
+   */
+  upgrade (choice: Choice, req: IncomingMessage, socket: Duplex, head: Buffer, path: string, opts?: UpgradeOptions): void {
+    forwardUpgrade(this.#ctx, choice, req, socket, head, path, opts)
   }
 
   override on (event: 'panic' | 'calm', listener: PanicListener): this
   override on (event: 'remap', listener: RemapListener): this
+  override on (event: 'discovery-error', listener: DiscoveryErrorListener): this
+  override on (event: 'slow-start', listener: SlowStartListener): this
   override on (event: 'pressure', listener: PressureListener): this
   override on (event: BalancerEvent, listener: BalancerListener): this
-  override on (event: BalancerEvent | 'panic' | 'calm' | 'remap' | 'pressure', listener: BalancerListener | PanicListener | RemapListener | PressureListener): this {
+  override on (event: AnyEvent, listener: AnyListener): this {
     return super.on(event, listener)
   }
 
   override once (event: 'panic' | 'calm', listener: PanicListener): this
   override once (event: 'remap', listener: RemapListener): this
+  override once (event: 'discovery-error', listener: DiscoveryErrorListener): this
+  override once (event: 'slow-start', listener: SlowStartListener): this
   override once (event: 'pressure', listener: PressureListener): this
   override once (event: BalancerEvent, listener: BalancerListener): this
-  override once (event: BalancerEvent | 'panic' | 'calm' | 'remap' | 'pressure', listener: BalancerListener | PanicListener | RemapListener | PressureListener): this {
+  override once (event: AnyEvent, listener: AnyListener): this {
     return super.once(event, listener)
   }
 
@@ -286,6 +348,8 @@ export class Balancer extends EventEmitter {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#sync?.close()
+    this.#slowStart.close()
     this.#active?.close()
     this.#passive?.close()
     this.#pressure.close()
@@ -325,25 +389,49 @@ export class Balancer extends EventEmitter {
     return u
   }
 
+  /** Out of the membership: health checks stop, its ramp ends, its pool closes once its requests finish. */
+  #retire (u: Upstream): void {
+    this.#active?.stop(u)
+    this.#passive?.forget(u)
+    this.#slowStart.stop(u)
+    this.#admission.forget(u)
+    void u.pool.close().catch(() => {})
+  }
+
   #assertOpen (): void {
     if (this.#closed) throw new AffinityError('AFFINITY_ERR_CLOSED')
   }
 
   #stateChanged (u: Upstream, reason: string): void {
     if (this.#closed) return
+    // Back from down: slow start, in the snapshot that takes it back.
+    const recovers = this.#membership.announced(u) === 'down' && u.state !== 'down'
+    if (recovers) this.#slowStart.start(u)
     const changed = this.#membership.stateChanged(u, reason)
     if (changed === undefined) return
-    const after = changed.change.to
+    const after = changed.changes[0]!.to
     // Nobody waits for an upstream that went down: its queue picks again.
     if (after === 'down') this.#admission.moveAway(u)
-    this.#announce(u, changed, after === 'down' ? 'down' : changed.from === 'down' ? 'up' : undefined, reason)
+    this.#announce(changed, after === 'down' ? [['down', u]] : recovers ? [['up', u]] : [], reason)
   }
 
-  /** Emits what a change produced: panic/calm first, then the upstream event, then the remap. */
-  #announce (u: Upstream, changed: Changed, event: BalancerEvent | undefined, reason: string = event ?? ''): void {
+  /**
+   * Emits what a change produced: panic/calm first, then the upstream events (each
+   * with `reason`, by default the event's name), then the remap, then the first
+   * step of any slow start it began.
+   */
+  #announce (changed: Changed, events: ReadonlyArray<[BalancerEvent, Upstream]>, reason?: string): void {
     if (changed.panic !== undefined) this.emit(changed.panic ? 'panic' : 'calm', changed.info)
-    if (event !== undefined) this.emit(event, u.info(), reason)
+    for (const [event, u] of events) this.emit(event, u.info(), reason ?? event)
     if (changed.remap !== undefined) this.emit('remap', changed.remap)
+    for (const [event, u] of events) if (event === 'added' || event === 'up') this.#rampStep(u)
+  }
+
+  /** A 'slow-start' event for `u` while it ramps, and the one that ends its ramp (`done`). */
+  #rampStep (u: Upstream, done = false): void {
+    if (u.removed || this.listenerCount('slow-start') === 0) return
+    const w = this.members.weightOf(u)
+    if (done || w < u.weight) this.emit('slow-start', u.info(), w)
   }
 
   #picked (choice: Choice): void {

@@ -12,7 +12,8 @@ export interface PanicInfo { up: number, total: number, threshold: number }
 
 /** What a membership change produced, for the balancer to announce. */
 export interface Changed {
-  change: StateChange
+  /** The state changes recorded (one, or a batch's; none when only weights changed). */
+  changes: StateChange[]
   /** Who moves, when someone listens for 'remap' (asked before the strategy updates). */
   remap: RemapEvent | undefined
   /** Panic mode switched on (true) or off (false) with this change. */
@@ -33,16 +34,19 @@ export class Membership {
   readonly #strategy: Strategy
   readonly #panicThreshold: number
   readonly #wantsRemap: () => boolean
+  /** Slow-start factors for the next snapshot (slow-start.ts). */
+  readonly #ramp: () => ReadonlyMap<Upstream, number> | undefined
   readonly #upstreams = new Map<string, Upstream>()
   readonly #states = new Map<Upstream, UpstreamState>()
   readonly #changes: StateChange[] = []
   #members: Members
   #version = 0
 
-  constructor (strategy: Strategy, panicThreshold: number, initial: readonly Upstream[], wantsRemap: () => boolean) {
+  constructor (strategy: Strategy, panicThreshold: number, initial: readonly Upstream[], wantsRemap: () => boolean, ramp: () => ReadonlyMap<Upstream, number> | undefined = () => undefined) {
     this.#strategy = strategy
     this.#panicThreshold = panicThreshold
     this.#wantsRemap = wantsRemap
+    this.#ramp = ramp
     for (const u of initial) {
       this.#upstreams.set(u.id, u)
       this.#states.set(u, 'up')
@@ -75,7 +79,12 @@ export class Membership {
 
   /** A snapshot over `upstreams` that is not applied: for what-if previews (version -1). */
   snapshot (upstreams: Iterable<Upstream>, version = -1): Members {
-    return new Members(upstreams, version, this.totals, this.#panicThreshold)
+    return new Members(upstreams, version, this.totals, this.#panicThreshold, this.#ramp())
+  }
+
+  /** The state `u` was last announced in (undefined once removed). */
+  announced (u: Upstream): UpstreamState | undefined {
+    return this.#states.get(u)
   }
 
   /** Who would move from snapshot `from` to `to` (the strategy's estimate). */
@@ -86,7 +95,7 @@ export class Membership {
   add (u: Upstream): Changed {
     this.#upstreams.set(u.id, u)
     this.#states.set(u, u.state)
-    return this.#rebuild(this.#record(u, 'absent', u.state, 'added'))
+    return this.#rebuild([this.#record(u, 'absent', u.state, 'added')])
   }
 
   remove (u: Upstream): Changed {
@@ -94,7 +103,36 @@ export class Membership {
     this.#upstreams.delete(u.id)
     this.#states.delete(u)
     u.removed = true
-    return this.#rebuild(change)
+    return this.#rebuild([change])
+  }
+
+  /**
+   * Several changes, one snapshot (a source's update, removals that fall due
+   * together: source-sync.ts): `removed` leave first (an id may be in both lists when
+   * its URL changed), then `added` join, then the state of each of `touched` (drains
+   * begun or ended, weights) is recorded where it changed. One strategy update and
+   * one remap for all of them, whatever their number.
+   */
+  batch (added: readonly Upstream[], removed: readonly Upstream[], touched: readonly Upstream[], reason: string): Changed {
+    const changes: StateChange[] = []
+    for (const u of removed) {
+      changes.push(this.#record(u, this.#states.get(u) ?? u.state, 'removed', reason))
+      this.#upstreams.delete(u.id)
+      this.#states.delete(u)
+      u.removed = true
+    }
+    for (const u of added) {
+      this.#upstreams.set(u.id, u)
+      this.#states.set(u, u.state)
+      changes.push(this.#record(u, 'absent', u.state, reason))
+    }
+    for (const u of touched) {
+      const before = this.#states.get(u)
+      if (before === undefined || before === u.state) continue
+      this.#states.set(u, u.state)
+      changes.push(this.#record(u, before, u.state, reason))
+    }
+    return this.#rebuild(changes)
   }
 
   /** A weight changed: a new snapshot, no state change recorded. */
@@ -110,18 +148,20 @@ export class Membership {
     const after = u.state
     if (before === after) return undefined
     this.#states.set(u, after)
-    return { ...this.#rebuild(this.#record(u, before ?? 'absent', after, reason)), from: before }
+    return { ...this.#rebuild([this.#record(u, before ?? 'absent', after, reason)]), from: before }
   }
 
-  #rebuild (change: StateChange): Changed {
+  #rebuild (changes: StateChange[]): Changed {
     const wasPanic = this.#members.panic
     const before = this.#members
     this.#members = this.snapshot(this.#upstreams.values(), ++this.#version)
-    const remap = this.#wantsRemap() ? { ...this.remapOf(before, this.#members), change: { ...change } } : undefined
+    const remap = changes.length > 0 && this.#wantsRemap()
+      ? { ...this.remapOf(before, this.#members), change: { ...changes[0]! }, changes: changes.map(c => ({ ...c })) }
+      : undefined
     this.#strategy.update(this.#members)
     const candidates = this.#members.all.filter(u => !u.draining)
     const info: PanicInfo = { up: candidates.filter(u => u.state === 'up').length, total: candidates.length, threshold: this.#panicThreshold }
-    return { change, remap, panic: this.#members.panic === wasPanic ? undefined : this.#members.panic, info }
+    return { changes, remap, panic: this.#members.panic === wasPanic ? undefined : this.#members.panic, info }
   }
 
   #record (u: Upstream, from: StateChange['from'], to: StateChange['to'], reason: string): StateChange {

@@ -1,5 +1,5 @@
 import type { Members } from '../model/members.js'
-import type { BalancerStats, StateChange } from '../model/types.js'
+import type { BalancerStats, DiscoveryStats, StateChange } from '../model/types.js'
 import type { Strategy } from '../strategies/strategy.js'
 
 /**
@@ -7,7 +7,7 @@ import type { Strategy } from '../strategies/strategy.js'
  * counters, outcomes, bound users and health-check history; picks by reason; the
  * recent state changes. A fresh copy (nothing here is live); never per request.
  */
-export function balancerStats (members: Members, strategy: Strategy, picks: Record<string, number>, changes: StateChange[], retries: BalancerStats['retries']): BalancerStats {
+export function balancerStats (members: Members, strategy: Strategy, picks: Record<string, number>, changes: StateChange[], discovery: DiscoveryStats | undefined, retries: BalancerStats['retries']): BalancerStats {
   const bound = strategy.bound?.()
   return {
     at: Date.now(),
@@ -15,6 +15,7 @@ export function balancerStats (members: Members, strategy: Strategy, picks: Reco
     panic: members.panic,
     upstreams: members.all.map(u => ({
       ...u.info(),
+      effectiveWeight: members.weightOf(u),
       outcomes: { ...u.outcomes },
       boundUsers: bound === undefined ? undefined : (bound.get(u.id) ?? 0),
       health: { checks: u.checksPassed + u.checksFailed, passed: u.checksPassed, failed: u.checksFailed, recent: u.recentChecks.map(c => ({ ...c })) },
@@ -27,6 +28,7 @@ export function balancerStats (members: Members, strategy: Strategy, picks: Reco
     picks: { ...picks },
     changes,
     store: strategy.storeStats?.(),
+    discovery,
     tokenCache: strategy.tokenCacheStats?.(),
     retries,
   }

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * The `affinity` command: `affinity simulate` (the balance simulator, cli/simulate.ts)
- * and `--version`. This file dispatches; each command parses its own arguments.
+ * The `affinity` command: `affinity simulate` (the balance simulator, cli/simulate.ts),
+ * `affinity status|drain|undrain|weight` (a Redis control, cli/control.ts) and `--version`. This file dispatches; each command parses its own arguments.
  */
 import { readFileSync, realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { CONTROL_COMMANDS, CONTROL_HELP, controlCommand } from './control.js'
 import { SIMULATE_HELP, simulateCommand } from './simulate.js'
 
 export interface CliIo {
@@ -25,12 +26,18 @@ const USAGE = `Usage: affinity <command> [options]
 Commands:
   simulate   replay synthetic users through a real balancer: load per upstream,
              who moves when upstreams are added or removed, and an SVG chart
+  status     the live balancer instances of a Redis control (@affinity/redis):
+             per instance and upstream, state, weight, in flight, bound users
+  drain      drain an upstream on every instance of a Redis control
+  undrain    end a drain on every instance
+  weight     set an upstream's weight on every instance
 
 Options:
   -v, --version  print the version of @affinity/core
   -h, --help     this help
 
-Run 'affinity simulate --help' for its options.
+Run 'affinity <command> --help' for its options. status, drain, undrain and weight
+need @affinity/redis and ioredis installed beside @affinity/core.
 `
 
 /**
@@ -42,13 +49,15 @@ export async function main (argv: readonly string[], io: CliIo = processIo): Pro
   const [command, ...rest] = argv
   if (command === undefined) { io.err(USAGE); return 2 }
   if (command === '--help' || command === '-h' || command === 'help') {
-    io.out(rest[0] === 'simulate' ? SIMULATE_HELP : USAGE)
+    const topic = rest[0] ?? ''
+    io.out(topic === 'simulate' ? SIMULATE_HELP : Object.hasOwn(CONTROL_HELP, topic) ? CONTROL_HELP[topic]! : USAGE)
     return 0
   }
   if (command === '--version' || command === '-v') {
     io.out(`${version()}\n`)
     return 0
   }
+  if (CONTROL_COMMANDS.includes(command)) return await controlCommand(command, rest, io)
   if (command !== 'simulate') {
     io.err(`affinity: unknown command '${command}'\n\n${USAGE}`)
     return 2

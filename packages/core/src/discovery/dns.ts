@@ -3,7 +3,7 @@ import { invalidOption } from '../errors.js'
 import type { UpstreamOptions } from '../model/types.js'
 import { dnsConfig, type DnsConfig, type DnsDiscoveryOptions } from './dns-options.js'
 import { resolveMembers, type Resolution } from './dns-records.js'
-import type { UpstreamSource } from './source.js'
+import type { UpstreamSource } from '../model/source.js'
 
 export type { DnsDiscoveryOptions } from './dns-options.js'
 

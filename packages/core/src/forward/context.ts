@@ -53,6 +53,9 @@ export class ClientGoneError extends Error {
 /** The code of an error raised when an upstream's response head cannot be written to the client. */
 export const UNRELAYABLE = 'AFFINITY_UNRELAYABLE_RESPONSE'
 
+/** The code of an error raised when an app's hook (rewriteHeaders) threw: the app's fault, a 500, nobody charged. */
+export const HOOK_FAILED = 'AFFINITY_HOOK_FAILED'
+
 /** How a failed attempt is answered and who is blamed (see `blame`). */
 export interface Blame {
   kind: OutcomeKind
@@ -64,7 +67,7 @@ export interface Blame {
 }
 
 /**
- * The blame rule (README, "Health"): an attempt is charged to an upstream only for
+ * The blame rule (docs/operations.md, "Health"): an attempt is charged to an upstream only for
  * what that upstream did — a refused or timed-out connection, a reset or close
  * before a complete response head, no head within timeoutMs. Never for what a
  * client can cause: a request undici could not build from what the client sent, a
@@ -91,6 +94,7 @@ export function blame (err: unknown, reached: boolean): Blame {
     return { kind: 'unrelayable', outcome: 'neutral', answer: 'unexpected100', retry: false }
   }
   if (code === UNRELAYABLE) return { kind: 'unrelayable', outcome: 'neutral', answer: 'badResponse', retry: false }
+  if (code === HOOK_FAILED) return { kind: 'unrelayable', outcome: 'neutral', answer: 'misconfigured', retry: false }
   return reached
     ? { kind: 'reset', outcome: 'failure', answer: 'unreachable', retry: true }
     : { kind: 'connect_error', outcome: 'failure', answer: 'unreachable', retry: true }

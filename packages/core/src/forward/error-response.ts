@@ -5,23 +5,50 @@ import { STATUS_CODES } from 'node:http'
 
 /**
  * Every answer the balancer gives itself, as JSON { statusCode, error, message }
- * (the shape Fastify uses). Messages are fixed strings: never an upstream address,
- * never an internal error message.
+ * (the shape Fastify uses), with the stable `code` an `onError` hook sees on its
+ * ProxyError. Messages are fixed strings: never an upstream address, never an
+ * internal error message.
  */
 export const ANSWERS = {
-  misconfigured: [500, 'The proxy is misconfigured'],
-  unreachable: [502, 'No upstream could be reached'],
-  unexpected100: [502, 'The upstream sent an unsolicited 100 Continue, which the proxy cannot relay'],
-  badResponse: [502, 'The upstream sent a response head the proxy cannot relay'],
-  unavailable: [503, 'No upstream is available'],
-  queueFull: [503, 'The upstream is at capacity and no more requests can wait for it'],
-  queueTimeout: [503, 'The upstream had no capacity for this request in time'],
-  websocketsFull: [503, 'The upstream has no room for another WebSocket'],
-  timeout: [504, 'The upstream did not respond in time'],
-  badRequest: [400, 'Bad request'],
-} as const satisfies Record<string, readonly [number, string]>
+  misconfigured: [500, 'The proxy is misconfigured', 'AFFINITY_ERR_PROXY_MISCONFIGURED'],
+  unreachable: [502, 'No upstream could be reached', 'AFFINITY_ERR_UPSTREAM_UNREACHABLE'],
+  unexpected100: [502, 'The upstream sent an unsolicited 100 Continue, which the proxy cannot relay', 'AFFINITY_ERR_UPSTREAM_UNEXPECTED_100'],
+  badResponse: [502, 'The upstream sent a response head the proxy cannot relay', 'AFFINITY_ERR_UPSTREAM_BAD_RESPONSE'],
+  unavailable: [503, 'No upstream is available', 'AFFINITY_ERR_NO_UPSTREAM_AVAILABLE'],
+  queueFull: [503, 'The upstream is at capacity and no more requests can wait for it', 'AFFINITY_ERR_QUEUE_FULL'],
+  queueTimeout: [503, 'The upstream had no capacity for this request in time', 'AFFINITY_ERR_QUEUE_TIMEOUT'],
+  websocketsFull: [503, 'The upstream has no room for another WebSocket', 'AFFINITY_ERR_WEBSOCKETS_FULL'],
+  timeout: [504, 'The upstream did not respond in time', 'AFFINITY_ERR_UPSTREAM_TIMEOUT'],
+  badRequest: [400, 'Bad request', 'AFFINITY_ERR_BAD_REQUEST'],
+} as const satisfies Record<string, readonly [number, string, string]>
 
 export type ErrorAnswer = keyof typeof ANSWERS
+
+/** The stable code of each answer, e.g. 'AFFINITY_ERR_UPSTREAM_TIMEOUT'. */
+export type ProxyErrorCode = (typeof ANSWERS)[ErrorAnswer][2]
+
+/**
+ * An answer the balancer would give itself, handed to an `onError` hook instead:
+ * `statusCode` and `message` are the JSON answer's, `code` is stable, `cause` is
+ * what went wrong when there is something to tell (undici's error, or what a
+ * rewrite hook threw), `retryAfter` the seconds a 503 would advertise. Built only
+ * when a hook is there to receive it.
+ */
+export class ProxyError extends Error {
+  readonly statusCode: number
+  readonly code: ProxyErrorCode
+  /** Seconds for a Retry-After header (503 only). */
+  readonly retryAfter: number | undefined
+
+  constructor (answer: ErrorAnswer, retryAfter?: number, cause?: unknown) {
+    const [status, message, code] = ANSWERS[answer]
+    super(message, cause === undefined ? undefined : { cause })
+    this.name = 'ProxyError'
+    this.statusCode = status
+    this.code = code
+    this.retryAfter = retryAfter
+  }
+}
 
 /** What an adapter or the forwarder may write to: an HTTP/1 or HTTP/2 (compatibility API) response. */
 export type ClientResponse = ServerResponse | Http2ServerResponse

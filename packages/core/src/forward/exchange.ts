@@ -4,7 +4,7 @@ import type { OutcomeKind } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 import type { WaitQueue } from '../model/wait-queue.js'
 import type { QueueWaiter, Refusal } from './admission.js'
-import { blame, ClientGoneError, type ForwardContext, type Outcome } from './context.js'
+import { blame, ClientGoneError, HOOK_FAILED, type ForwardContext, type Outcome } from './context.js'
 import type { ErrorAnswer } from './error-response.js'
 
 /**
@@ -54,6 +54,13 @@ export class Attempt {
   }
 }
 
+/** What an error answer carries besides its status (Exchange.answer). */
+export interface AnswerDetail {
+  cause?: unknown
+  retryAfter?: number
+  setCookie?: string
+}
+
 /**
  * One client request across its attempts, and the one failover rule (nginx's
  * proxy_next_upstream): after a failed attempt the blame rule (context.ts) says who
@@ -81,6 +88,8 @@ export abstract class Exchange implements QueueWaiter {
   queuedAt = 0
   /** Holds a slot of the retry budget (a failover retry under way). */
   #retrying = false
+  /** The last attempt's failure, for the answer when no other upstream is left. */
+  lastError: Error | undefined
 
   constructor (ctx: ForwardContext, choice: Choice) {
     this.ctx = ctx
@@ -94,10 +103,11 @@ export abstract class Exchange implements QueueWaiter {
   /** Closes the client's connection mid-answer, so it sees an incomplete response. */
   protected abstract cut (): void
   /**
-   * Answers the client with the balancer's own error (a 503 with Retry-After; with
-   * the balancer's cookie when the refusal is for capacity, see #refuse).
+   * Answers the client with the balancer's own error: `cause` is what failed, if
+   * anything did; a 503 carries Retry-After, and the balancer's cookie when the
+   * refusal is for capacity (see #refuse).
    */
-  protected abstract answer (answer: ErrorAnswer, retryAfter?: number, setCookie?: string): void
+  protected abstract answer (answer: ErrorAnswer, detail?: AnswerDetail): void
   /** Whether an attempt that reached its upstream may be replayed on another. */
   protected abstract replayable (attempt: Attempt): boolean
 
@@ -160,13 +170,13 @@ export abstract class Exchange implements QueueWaiter {
     this.endRetry()
     if (this.clientGone || this.closed()) return
     if (answer === 'unavailable') {
-      this.answer(answer, this.ctx.retryAfter())
+      this.answer(answer, { retryAfter: this.ctx.retryAfter() })
       return
     }
     // Refused for capacity, not for a failure: a new user placed by this request is
     // bound (and counted as bound by the session cap), so the answer carries the
     // cookie, or the next request would place them again and count them twice.
-    this.answer(answer, this.ctx.overloadRetryAfter, this.choice.setCookie)
+    this.answer(answer, { retryAfter: this.ctx.overloadRetryAfter, setCookie: this.choice.setCookie })
   }
 
   /** Gives back the retry budget's slot, if this exchange holds one. */
@@ -198,17 +208,19 @@ export abstract class Exchange implements QueueWaiter {
     }
     const b = blame(err, attempt.reached)
     attempt.settle(b.outcome, b.kind)
+    this.lastError = err
     if (this.responded()) {
       this.cut()
       return
     }
+    const cause = (err as { code?: unknown }).code === HOOK_FAILED ? err.cause : err
     if (!b.retry || (attempt.reached && !this.replayable(attempt)) || this.attempts > this.ctx.retries) {
-      this.answer(b.answer)
+      this.answer(b.answer, { cause })
       return
     }
     // No retry storm (Envoy's retry_budget): beyond the budget, the client gets the error.
     if (!this.ctx.retry()) {
-      this.answer(b.answer)
+      this.answer(b.answer, { cause })
       return
     }
     this.#retrying = true
@@ -225,7 +237,7 @@ export abstract class Exchange implements QueueWaiter {
     }
     if (next === undefined) {
       this.endRetry()
-      this.answer('unreachable')
+      this.answer('unreachable', { cause: this.lastError })
     } else {
       this.attempt(next)
     }

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ClientRequest } from './http.js'
 import type { RouteRequest } from '../model/types.js'
+import type { ForwardPolicy, HeaderFields } from './policy.js'
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, so a
@@ -65,7 +66,7 @@ function isDisguised (name: string): boolean {
  * appended to whatever list came in), X-Forwarded-Proto and X-Forwarded-Host (set
  * from the framework's view, replacing anything the client sent).
  */
-export function upstreamRequestHeaders (req: ClientRequest, route: RouteRequest): string[] {
+export function upstreamRequestHeaders (req: ClientRequest, route: RouteRequest, policy?: ForwardPolicy, view?: unknown): string[] {
   const headers = req.headers
   const listed = connectionTokens(headers.connection)
   const out: string[] = []
@@ -83,6 +84,65 @@ export function upstreamRequestHeaders (req: ClientRequest, route: RouteRequest)
   // An h2 client names the host in :authority, which plays Host's role (RFC 9113 §8.3.1).
   const host = route.host ?? headers.host ?? (headers[':authority'] as string | undefined)
   if (host) out.push('x-forwarded-host', host)
+  if (policy === undefined) return out
+  if (policy.preserveHost) {
+    // The Host the client sent (an h2 client's :authority, RFC 9113 §8.3.1), as
+    // http-proxy-middleware without changeOrigin and nginx's `proxy_set_header Host $http_host`.
+    const own = headers.host ?? headers[':authority']
+    if (typeof own === 'string' && own !== '') out.push('host', own)
+  }
+  return policy.rewriteRequestHeaders === undefined ? out : rewriteRequest(out, policy.rewriteRequestHeaders, view ?? req)
+}
+
+/**
+ * The app's rewriteRequestHeaders, over the headers as an object and back. What it
+ * returns may not carry hop-by-hop or pseudo-header fields: the proxy frames the
+ * upstream request itself (and undici refuses Connection, Upgrade, Transfer-Encoding).
+ */
+function rewriteRequest (list: string[], rewrite: NonNullable<ForwardPolicy['rewriteRequestHeaders']>, view: unknown): string[] {
+  const fields: HeaderFields = {}
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i]!
+    const value = list[i + 1]!
+    const had = fields[name]
+    fields[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [String(had), value]
+  }
+  const rewritten = rewrite(view, fields)
+  if (rewritten === null || typeof rewritten !== 'object') throw new TypeError('rewriteRequestHeaders must return the headers object')
+  return fieldList(rewritten, true)
+}
+
+/**
+ * Header fields from an app's hook as a flat [name, value, …] list with lower-case
+ * names; numbers become strings, `undefined` and `null` are left out, and (for a
+ * request, `request`) hop-by-hop and pseudo-header fields are dropped.
+ */
+export function fieldList (fields: HeaderFields, request: boolean): string[] {
+  const out: string[] = []
+  for (const key in fields) {
+    const value = fields[key]
+    if (value === undefined || value === null) continue
+    const name = key.toLowerCase()
+    if (request && (name.charCodeAt(0) === 58 /* : */ || isHopByHop(name, undefined))) continue
+    if (Array.isArray(value)) for (const v of value) out.push(name, String(v))
+    else out.push(name, String(value))
+  }
+  return out
+}
+
+/** An app's response headers (rewriteHeaders) as an object with lower-case names and string values, as undici gives them. */
+export function responseFields (fields: HeaderFields): IncomingHttpHeaders {
+  if (fields === null || typeof fields !== 'object') throw new TypeError('rewriteHeaders must return the headers object')
+  const out: IncomingHttpHeaders = {}
+  for (const key in fields) {
+    const value = fields[key]
+    if (value === undefined || value === null) continue
+    const name = key.toLowerCase()
+    const v = Array.isArray(value) ? value.map(String) : String(value)
+    const had = out[name]
+    if (had === undefined) out[name] = v
+    else out[name] = [...(Array.isArray(had) ? had : [had]), ...(Array.isArray(v) ? v : [v])]
+  }
   return out
 }
 

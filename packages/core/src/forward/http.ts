@@ -5,10 +5,12 @@ import type { Dispatcher } from 'undici'
 import type { Choice } from '../model/choice.js'
 import type { Upstream } from '../model/upstream.js'
 import { BodyRelay } from './body-relay.js'
-import { ClientGoneError, IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
-import { cutResponse, isClosed, sendError, type ClientResponse, type ErrorAnswer } from './error-response.js'
-import { Attempt, Exchange } from './exchange.js'
-import { responseHeaderList, upstreamRequestHeaders } from './headers.js'
+import { ClientGoneError, HOOK_FAILED, IDEMPOTENT, statusKind, UNRELAYABLE, type ForwardContext, type Outcome } from './context.js'
+import { cutResponse, isClosed, type ClientResponse, type ErrorAnswer } from './error-response.js'
+import { Attempt, Exchange, type AnswerDetail } from './exchange.js'
+import { responseFields, responseHeaderList, upstreamRequestHeaders } from './headers.js'
+import { rewriteLocations } from './location.js'
+import { answerError, type AnswerTarget, type ForwardPolicy } from './policy.js'
 import { queuedBehind, watchQueued } from './pipeline.js'
 import { requestTarget } from './target.js'
 
@@ -30,6 +32,12 @@ export interface ForwardOptions {
    * name, except Set-Cookie, which is added to.
    */
   responseHeaders?: Record<string, string | string[] | number | undefined>
+  /** The mount's policy (Mount.policy, built once at registration): hooks, Host, Location rewrite. */
+  policy?: ForwardPolicy
+  /** The framework's request, as the policy's hooks get it (default: the raw request). */
+  request?: unknown
+  /** The framework's reply, as `onError` and the policy's claim get it (default: the raw response). */
+  reply?: unknown
 }
 
 /**
@@ -47,17 +55,30 @@ export function forwardHttp (ctx: ForwardContext, choice: Choice, req: ClientReq
     // reach the upstream as an undecoded body under no Content-Encoding. RFC 9112 §6.1
     // suggests 501 for a coding the server does not understand; a client error (400)
     // is answered instead, so no hostile request makes the balancer answer a 5xx.
-    sendError(res, 'badRequest', undefined, opts.responseHeaders)
+    answerError(target(req, res, opts), 'badRequest')
     return
   }
   if (choice.upstream === undefined) {
-    sendError(res, 'unavailable', ctx.retryAfter(), opts.responseHeaders)
+    answerError(target(req, res, opts), 'unavailable', ctx.retryAfter())
     return
   }
   // The client left while the decision was made (an asynchronous stick store, the
   // app's hooks): its 'close' has passed, so nothing would ever abort the attempt.
   if (isClosed(res) || queuedBehind(req, res)?.destroyed === true) return
-  new HttpExchange(ctx, choice, req, res, opts).attempt(choice.upstream)
+  let headers: string[]
+  try {
+    headers = upstreamRequestHeaders(req, choice.request, opts.policy, opts.request)
+  } catch (err) {
+    // The app's rewriteRequestHeaders threw: its own 500, nobody charged.
+    answerError(target(req, res, opts), 'misconfigured', undefined, err)
+    return
+  }
+  new HttpExchange(ctx, choice, req, res, opts, headers).attempt(choice.upstream)
+}
+
+/** Where an answer for a request that never became an exchange goes. */
+function target (req: ClientRequest, res: ClientResponse, opts: ForwardOptions): AnswerTarget {
+  return { res, policy: opts.policy, view: opts.request ?? req, reply: opts.reply ?? res, extra: opts.responseHeaders }
 }
 
 function hasBody (req: ClientRequest): boolean {
@@ -71,7 +92,7 @@ function hasBody (req: ClientRequest): boolean {
 }
 
 /** One client HTTP request across its attempts (the failover rule: exchange.ts). */
-class HttpExchange extends Exchange {
+class HttpExchange extends Exchange implements AnswerTarget {
   readonly req: ClientRequest
   /**
    * Typed as node:http's response: node:http2's compatibility response has every
@@ -83,16 +104,23 @@ class HttpExchange extends Exchange {
   readonly headers: string[]
   readonly source: Readable | Buffer | string | null
   readonly extra: ForwardOptions['responseHeaders']
+  readonly policy: ForwardPolicy | undefined
+  /** The framework's request and reply, for the policy's hooks. */
+  readonly view: unknown
+  readonly reply: unknown
   relay: BodyRelay | undefined
 
-  constructor (ctx: ForwardContext, choice: Choice, req: ClientRequest, res: ClientResponse, opts: ForwardOptions) {
+  constructor (ctx: ForwardContext, choice: Choice, req: ClientRequest, res: ClientResponse, opts: ForwardOptions, headers: string[]) {
     super(ctx, choice)
     this.req = req
     this.res = res as ServerResponse
     this.path = requestTarget(opts.path)
     this.method = req.method ?? 'GET'
     this.extra = opts.responseHeaders
-    this.headers = upstreamRequestHeaders(req, choice.request)
+    this.policy = opts.policy
+    this.view = opts.request ?? req
+    this.reply = opts.reply ?? res
+    this.headers = headers
     if (opts.body === undefined) this.source = hasBody(req) ? req : null
     else this.source = opts.body
     if (typeof this.source === 'string' || Buffer.isBuffer(this.source)) fixLength(this.headers, Buffer.byteLength(this.source))
@@ -132,8 +160,12 @@ class HttpExchange extends Exchange {
     cutResponse(this.res)
   }
 
-  protected answer (answer: ErrorAnswer, retryAfter?: number, setCookie?: string): void {
-    sendError(this.res, answer, retryAfter, setCookie === undefined ? this.extra : withCookie(this.extra, setCookie))
+  protected answer (answer: ErrorAnswer, detail: AnswerDetail = {}): void {
+    // A refusal for capacity carries the balancer's cookie (Exchange #refuse): on top of the app's headers.
+    const to: AnswerTarget = detail.setCookie === undefined
+      ? this
+      : { res: this.res, policy: this.policy, view: this.view, reply: this.reply, extra: withCookie(this.extra, detail.setCookie) }
+    answerError(to, answer, detail.retryAfter, detail.cause)
   }
 
   /** RFC 9110 §9.2.2: idempotent, and its body not read yet (it cannot be read twice). */
@@ -168,6 +200,24 @@ class HttpAttempt extends Attempt implements Dispatcher.DispatchHandler {
     this.statusCode = statusCode
     if (statusCode >= 500) this.outcome = 'failure'
     const ex = this.ex
+    const policy = ex.policy
+    if (policy !== undefined) {
+      if (policy.rewriteLocation && (headers.location !== undefined || headers['content-location'] !== undefined)) rewriteLocations(headers, this.u, policy, ex.view)
+      if (policy.rewriteHeaders !== undefined) {
+        try {
+          headers = responseFields(policy.rewriteHeaders(headers, ex.view))
+        } catch (err) {
+          controller.abort(Object.assign(new Error('rewriteHeaders failed', { cause: err }), { code: HOOK_FAILED }))
+          return
+        }
+      }
+      // Answered by someone else meanwhile (Fastify's handlerTimeout, before the reply was claimed).
+      if (ex.res.headersSent) {
+        controller.abort(new ClientGoneError('the response was answered elsewhere'))
+        return
+      }
+      policy.claim?.(ex.reply)
+    }
     try {
       ex.res.writeHead(statusCode, responseHeaderList(headers, ex.extra, ex.choice.setCookie, keepsTrailer(ex.req, ex.method, statusCode, headers)))
     } catch (err) {

@@ -2,8 +2,19 @@ import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
 import { buildConnector, Dispatcher, Pool } from 'undici'
 
-/** undici's own key for the HTTP/1.1 parser it keeps on each socket (lib/core/symbols.js). */
-const kParser: symbol = createRequire(import.meta.url)('undici/lib/core/symbols.js').kParser
+/**
+ * undici's own key for the HTTP/1.1 parser it keeps on each socket (lib/core/symbols.js),
+ * for finishPausedAtEnd. A later undici 7 that moves or hides it (an `exports` map)
+ * turns that workaround off instead of failing to load.
+ */
+const kParser: symbol | undefined = (() => {
+  try {
+    const k = (createRequire(import.meta.url)('undici/lib/core/symbols.js') as { kParser?: unknown }).kParser
+    return typeof k === 'symbol' ? k : undefined
+  } catch {
+    return undefined
+  }
+})()
 
 /**
  * The connection pool for one upstream origin: undici's Pool, with a connector
@@ -88,9 +99,9 @@ function keepReadingAfterWriteError (socket: Socket): void {
  * backpressure; the answer completes, or fails if it was cut short.
  */
 function finishPausedAtEnd (socket: Socket): void {
-  if ((socket as { alpnProtocol?: unknown }).alpnProtocol === 'h2') return
+  if (kParser === undefined || (socket as { alpnProtocol?: unknown }).alpnProtocol === 'h2') return
   socket.prependListener('end', () => {
-    const parser = (socket as unknown as Record<symbol, { paused?: boolean, ptr?: unknown, resume (): void } | null | undefined>)[kParser]
-    if (parser?.paused === true && parser.ptr != null) parser.resume()
+    const parser = (socket as unknown as Record<symbol, { paused?: boolean, ptr?: unknown, resume? (): void } | null | undefined>)[kParser]
+    if (parser?.paused === true && parser.ptr != null && typeof parser.resume === 'function') parser.resume()
   })
 }

@@ -6,8 +6,9 @@ import type { Choice } from '../model/choice.js'
 import type { Upstream } from '../model/upstream.js'
 import { statusKind, type ForwardContext } from './context.js'
 import { writeSocketError, type ErrorAnswer } from './error-response.js'
-import { Attempt, Exchange } from './exchange.js'
+import { Attempt, Exchange, type AnswerDetail } from './exchange.js'
 import { appendSetCookie, stripResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import type { ForwardPolicy } from './policy.js'
 import { requestTarget } from './target.js'
 
 /**
@@ -33,7 +34,7 @@ function isWebSocket (value: string | undefined): boolean {
  *   an HTTP error response, never an accepted handshake that then closes.
  * - An upstream that answers without upgrading (401, 400…) has that answer relayed.
  */
-export function forwardUpgrade (ctx: ForwardContext, choice: Choice, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): void {
+export function forwardUpgrade (ctx: ForwardContext, choice: Choice, req: IncomingMessage, socket: Duplex, head: Buffer, path: string, opts?: UpgradeOptions): void {
   socket.on('error', noop)
   // Only WebSocket is tunnelled, and only as RFC 6455 §4.1 opens it: "The method of
   // the request MUST be GET". A POST + Upgrade would reach the upstream without its
@@ -48,7 +49,21 @@ export function forwardUpgrade (ctx: ForwardContext, choice: Choice, req: Incomi
   }
   // The client left while the decision was made: its 'close' has passed.
   if (socket.destroyed) return
-  new Tunnel(ctx, choice, req, socket, head, requestTarget(path)).attempt(choice.upstream)
+  let headers: string[]
+  try {
+    // The mount's Host rule and request-header hook apply to upgrades too.
+    headers = upstreamRequestHeaders(req, choice.request, opts?.policy, opts?.request)
+  } catch {
+    writeSocketError(socket, 'misconfigured')
+    return
+  }
+  new Tunnel(ctx, choice, req, socket, head, requestTarget(path), headers).attempt(choice.upstream)
+}
+
+/** What an upgrade takes from the mount: its policy's request side, and the framework's request for its hook. */
+export interface UpgradeOptions {
+  policy?: ForwardPolicy
+  request?: unknown
 }
 
 function noop (): void {}
@@ -64,13 +79,13 @@ class Tunnel extends Exchange {
   /** The upstream's refusal is being relayed: nothing more can be answered. */
   relaying = false
 
-  constructor (ctx: ForwardContext, choice: Choice, req: IncomingMessage, socket: Duplex, early: Buffer, path: string) {
+  constructor (ctx: ForwardContext, choice: Choice, req: IncomingMessage, socket: Duplex, early: Buffer, path: string, headers: string[]) {
     super(ctx, choice)
     this.req = req
     this.socket = socket
     this.early = early
     this.path = path
-    this.headers = upstreamRequestHeaders(req, choice.request)
+    this.headers = headers
     socket.once('close', () => this.clientLeft())
   }
 
@@ -94,8 +109,8 @@ class Tunnel extends Exchange {
     this.socket.destroy()
   }
 
-  protected answer (answer: ErrorAnswer, retryAfter?: number, setCookie?: string): void {
-    writeSocketError(this.socket, answer, retryAfter, setCookie)
+  protected answer (answer: ErrorAnswer, detail: AnswerDetail = {}): void {
+    writeSocketError(this.socket, answer, detail.retryAfter, detail.setCookie)
   }
 
   /** A handshake counts against maxWebSockets (admission.ts) until it settles; then the tunnel does. */

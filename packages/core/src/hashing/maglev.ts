@@ -1,6 +1,9 @@
 import { murmur3 } from './murmur3.js'
 import type { HashTable } from './table.js'
 
+/** Envoy's default and the paper's §5.3 choice: a prime, ≥ 100 × N for N ≤ 655. */
+export const DEFAULT_MAGLEV_SIZE = 65537
+
 const OFFSET_SEED = 0x4d61676c // "Magl"
 const SKIP_SEED = 0x65762121 // "ev!!"
 
@@ -64,4 +67,18 @@ export class Maglev implements HashTable {
   slot (hash: number): number {
     return hash % this.size
   }
+}
+
+/** A Maglev table size must be prime (§3.4: every skip then walks all of it). Trial division: configuration time only. */
+export function isPrime (n: number): boolean {
+  if (n < 2) return false
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false
+  return true
+}
+
+/** The smallest prime above n (and ≥ 3): a table for more upstreams than its size. */
+export function nextPrime (n: number): number {
+  let p = Math.max(3, n + 1)
+  while (!isPrime(p)) p++
+  return p
 }

@@ -38,7 +38,10 @@ export interface Remap {
 
 /** The 'remap' event: what moved, and the change that moved it. */
 export interface RemapEvent extends Remap {
+  /** The change (a batch's first, when a source's update made several at once). */
   change: StateChange
+  /** Every change of this snapshot: one, or all of a source's update (source-sync.ts). */
+  changes: StateChange[]
 }
 
 export const NOTHING_BOUND: Readonly<Remap> = Object.freeze({ known: 'none', total: 0, moved: 0, flows: [] })

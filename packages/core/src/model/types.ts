@@ -101,6 +101,8 @@ export interface HealthCheckRecord {
 }
 
 export interface UpstreamStats extends UpstreamInfo {
+  /** The weight it takes new users by: `weight`, or less while slow start ramps it. */
+  effectiveWeight: number
   /** Attempts by how they ended (a retried request counts once per upstream tried). */
   outcomes: Record<OutcomeKind, number>
   /** Users bound here and seen within the strategy's window (sticky strategies only). */
@@ -159,6 +161,20 @@ export interface BalancerStats {
    * client got the error instead).
    */
   retries: { made: number, refused: number }
+  /** With a membership source (`upstreams: dnsDiscovery(…)`): how it is followed; undefined for a fixed list. */
+  discovery: DiscoveryStats | undefined
+}
+
+/** How a membership source is followed (`stats().discovery`). */
+export interface DiscoveryStats {
+  /** Members in the source's last list (members it left out and that still drain are not counted). */
+  members: number
+  /** Epoch milliseconds when the last list was applied (a source sends a list when it changes); null before the first. */
+  lastUpdate: number | null
+  /** The last failed resolution or refused list; null when none yet. */
+  lastError: { at: number, code: string | null, message: string } | null
+  /** Failed resolutions and refused lists since start. */
+  errors: number
 }
 
 /** The verified-token cache of stickyCookie (`cacheSize`). */

@@ -61,7 +61,11 @@ export class Upstream {
   consecutiveFailures = 0
   ejected = false
   ejections = 0
+  /** Takes no new users: an operator's drain() or its source no longer listing it (the two below). */
   draining = false
+  /** Who drains it: an operator (drain() until undrain()), and/or its source, which left it out (source-sync.ts). */
+  drainedByOperator = false
+  leaving = false
   removed = false
   /**
    * While draining: when (performance.now()) a bound user last came back, or the

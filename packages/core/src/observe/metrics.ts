@@ -140,6 +140,13 @@ const DEFINITIONS: readonly Definition[] = [
     * series (s) { for (const u of s.upstreams) yield [{ upstream: u.id }, u.weight] },
   },
   {
+    type: 'gauge',
+    name: 'upstream_effective_weight',
+    help: 'Weight the upstream takes new users by: its configured weight, or less while slow start ramps it.',
+    labels: ['upstream'],
+    * series (s) { for (const u of s.upstreams) yield [{ upstream: u.id }, u.effectiveWeight] },
+  },
+  {
     // One series per state, 1 for the current one (as kube-state-metrics does), so
     // `affinity_upstream_state{state="down"} == 1` selects the down upstreams.
     type: 'gauge',
@@ -179,6 +186,27 @@ const DEFINITIONS: readonly Definition[] = [
       yield [{ kind: 'error' }, s.store.errors]
       yield [{ kind: 'timeout' }, s.store.timeouts]
     },
+  },
+  {
+    type: 'gauge',
+    name: 'discovery_members',
+    help: "Members in the membership source's last list (a source such as dnsDiscovery only).",
+    labels: [],
+    * series (s) { if (s.discovery !== undefined) yield [{}, s.discovery.members] },
+  },
+  {
+    type: 'counter',
+    name: 'discovery_errors_total',
+    help: 'Failed resolutions (or refused lists) of the membership source; each left the membership as it was.',
+    labels: [],
+    * series (s) { if (s.discovery !== undefined) yield [{}, s.discovery.errors] },
+  },
+  {
+    type: 'gauge',
+    name: 'discovery_last_update_timestamp_seconds',
+    help: 'When the membership source last sent a list that was applied (Unix time; a source sends one when membership changes).',
+    labels: [],
+    * series (s) { if (s.discovery?.lastUpdate != null) yield [{}, s.discovery.lastUpdate / 1000] },
   },
   {
     type: 'gauge',
@@ -361,7 +389,7 @@ function checkOptions (opts: MetricsOptions<MetricsRegistry>): { prefix: string,
 }
 
 /**
- * Exposes a balancer's figures as Prometheus metrics (see the README's metric
+ * Exposes a balancer's figures as Prometheus metrics (see docs/observability.md's metric
  * table). Rejects with AFFINITY_ERR_PROM_CLIENT_MISSING when prom-client is not
  * installed. Balancers sharing a registry must have different `name`s.
  */

@@ -15,9 +15,10 @@ import type { StatusUpstream, StatusView } from './status-view.js'
 /**
  * How a cell shows its value; the page's script formats the same way (status-script.ts).
  * number (default): 1,234, or '—' for null; state: the word with its colour;
- * flag: shown only when true; check: the last health check; time: HH:MM:SS UTC.
+ * flag: shown only when true; check: the last health check; time: HH:MM:SS UTC (or
+ * '—'); text: as it is (or '—').
  */
-type Format = 'number' | 'state' | 'flag' | 'check' | 'time'
+type Format = 'number' | 'state' | 'flag' | 'check' | 'time' | 'text'
 
 interface Column { head: string, field: string, title?: string, format?: Format }
 
@@ -97,7 +98,8 @@ const time = (at: number): string => `${new Date(at).toISOString().slice(11, 19)
 /** [data-value, text] of a cell. */
 function formatted (v: unknown, format: Format): [string, string] {
   switch (format) {
-    case 'time': return [String(v), time(Number(v))]
+    case 'time': return v === undefined || v === null ? ['', '—'] : [String(v), time(Number(v))]
+    case 'text': return v === undefined || v === null ? ['', '—'] : [String(v), String(v)]
     case 'state': return [String(v), String(v)]
     case 'flag': return [String(v === true), '']
     case 'check': {
@@ -133,6 +135,7 @@ function upstreamRow (u: StatusUpstream, i: number): string {
     `<th scope="row" class="id"><span class="swatch" style="background:${colorOf(i)}"></span>${escapeHtml(id)}${url}</th>`,
     `<td>${live('span', u, 'state', { upstream: id, format: 'state' })} ${live('span', u, 'ejected', { upstream: id, format: 'flag', cls: 'tag', label: 'ejected' })}</td>`,
     live('td', u, 'weight', { upstream: id, cls: 'num' }),
+    live('td', u, 'effectiveWeight', { upstream: id, cls: 'num' }),
   ]
   for (const g of GROUPS) {
     g.columns.forEach((c, j) => {
@@ -151,7 +154,7 @@ function upstreamTable (view: StatusView): string {
   })).join('')
   const rows = view.upstreams.map(upstreamRow).join('')
   return `<div class="scroll"><table class="upstreams" data-ids="${escapeHtml(JSON.stringify(view.history.ids))}">` +
-    `<thead><tr><th rowspan="2">Upstream</th><th rowspan="2">State</th><th rowspan="2" title="weight">Wt</th>${groupHeads}</tr><tr>${heads}</tr></thead>` +
+    `<thead><tr><th rowspan="2">Upstream</th><th rowspan="2">State</th><th rowspan="2" title="weight">Wt</th><th rowspan="2" title="effective weight: below the weight while slow start ramps it">Eff</th>${groupHeads}</tr><tr>${heads}</tr></thead>` +
     `<tbody>${rows}</tbody></table></div>`
 }
 
@@ -192,6 +195,16 @@ function tiles (view: StatusView): string {
   ].join('')}</div>`
 }
 
+/** How the membership source is followed: members, last list, errors and the last one. */
+function discovery (view: StatusView): string {
+  if (view.discovery === null) return ''
+  return '<section class="discovery"><h2>Membership source</h2><p>' +
+    `${live('b', view, 'discovery.members')} members · last list ${live('span', view, 'discovery.lastUpdate', { format: 'time' })}` +
+    ` · ${live('b', view, 'discovery.errors', { cls: 'errors' })} errors` +
+    ` · last error ${live('span', view, 'discovery.lastError.at', { format: 'time' })}: ${live('span', view, 'discovery.lastError.message', { format: 'text', cls: 'error' })}` +
+    '</p></section>'
+}
+
 function legend (view: StatusView): string {
   return `<ul class="legend">${view.history.ids.map((id, i) =>
     `<li><span class="swatch" style="background:${colorOf(i)}"></span>${escapeHtml(id)}</li>`).join('')}</ul>`
@@ -207,6 +220,7 @@ function statusMain (view: StatusView): string {
   const empty = samples < 2 ? `<p class="muted collecting">Collecting: a point every ${minutes(view.history.intervalMs)}.</p>` : ''
   return `<main data-changes="${escapeHtml(changesKey(view))}">` +
     tiles(view) +
+    discovery(view) +
     `<section><h2>Upstreams</h2>${upstreamTable(view)}</section>` +
     '<div class="row">' +
     `<section class="wide"><h2>Requests/s by upstream, last ${minutes(view.history.windowMs)}</h2>${chartSvg(view.chart, view.history.ids, view.history.windowMs)}${legend(view)}${empty}</section>` +
@@ -246,6 +260,7 @@ th.id{font-weight:600;max-width:26em;overflow:hidden;text-overflow:ellipsis}
 .state.absent,.state.removed{background:#eaeef2;color:var(--muted)}
 .tag{display:inline-block;padding:0 6px;border-radius:9px;font-size:11px;background:#a40e26;color:#fff}
 .check.fail{color:#a40e26}.last{font-size:12px}
+.discovery .errors:not([data-value="0"]),.discovery .error:not([data-value=""]){color:#a40e26}
 .row{display:flex;flex-wrap:wrap;gap:0 32px}.row .wide{flex:1 1 560px;max-width:760px}
 .chart{width:100%;height:auto;display:block}.chart .grid{stroke:var(--line);stroke-width:1}.chart .tick{font-size:11px;fill:var(--muted)}
 .legend{list-style:none;display:flex;flex-wrap:wrap;gap:4px 14px;padding:0;margin:4px 0 0 44px}

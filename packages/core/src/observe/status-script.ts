@@ -24,7 +24,8 @@ function lookup (obj, field) {
 }
 function format (v, f) {
   switch (f) {
-    case 'time': return [String(v), time(Number(v))]
+    case 'time': return v === undefined || v === null ? ['', '—'] : [String(v), time(Number(v))]
+    case 'text': return v === undefined || v === null ? ['', '—'] : [String(v), String(v)]
     case 'state': return [String(v), String(v)]
     case 'flag': return [String(v === true), '']
     case 'check': return v === undefined ? ['', '—'] : [v.ok ? 'pass' : 'fail', (v.ok ? '✓ ' : '✗ ') + v.detail + ', ' + v.ms + ' ms']

@@ -1,5 +1,5 @@
 import type { Balancer } from '../balancer/balancer.js'
-import type { BalancerStats, StateChange, TokenCacheStats, UpstreamStats } from '../model/types.js'
+import type { BalancerStats, DiscoveryStats, StateChange, TokenCacheStats, UpstreamStats } from '../model/types.js'
 import type { StoreStats } from '../stick/store.js'
 import type { StatsHistory } from './history.js'
 import { chartGeometry, type ChartGeometry } from './status-chart.js'
@@ -50,6 +50,8 @@ export interface StatusView {
   retries: BalancerStats['retries']
   /** Entries the strategy's bounded tables evicted before their time (null: it has none). */
   evicted: number | null
+  /** How a membership source (dnsDiscovery…) is followed, as in stats(); null for a fixed list. */
+  discovery: DiscoveryStats | null
   history: {
     intervalMs: number
     windowMs: number
@@ -112,6 +114,7 @@ export function statusView (balancer: Balancer, history: StatsHistory, opts: { s
     picks: stats.picks,
     changes: stats.changes,
     store: stats.store ?? null,
+    discovery: stats.discovery ?? null,
     tokenCache: stats.tokenCache ?? null,
     retries: stats.retries,
     evicted: stats.store?.evicted === undefined && stats.tokenCache === undefined ? null : (stats.store?.evicted ?? 0) + (stats.tokenCache?.evicted ?? 0),

@@ -1,4 +1,5 @@
-import type { Choice, RouteRequest } from '../index.js'
+import type { Choice } from '../model/choice.js'
+import type { RouteRequest } from '../model/types.js'
 import { hex8, mulberry32 } from './prng.js'
 import { thousands } from '../render/format.js'
 

@@ -1,4 +1,6 @@
-import { createBalancer, type Balancer, type Upstream, type UpstreamOptions } from '../index.js'
+import { createBalancer, type Balancer } from '../balancer/balancer.js'
+import type { UpstreamOptions } from '../model/types.js'
+import type { Upstream } from '../model/upstream.js'
 import { isPromise } from '../model/choice.js'
 import { loadSummary, type LoadSummary } from './load.js'
 import { movementOf, type Movement } from './movement.js'

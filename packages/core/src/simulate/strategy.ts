@@ -1,8 +1,13 @@
-import {
-  consistentHash, ipHash, leastConnections, memoryStickStore, roundRobin, stickyCookie, stickyIp,
-  type Strategy,
-} from '../index.js'
-import { DEFAULT_MAGLEV_SIZE, DEFAULT_VNODES } from '../strategies/consistent-hash.js'
+import { memoryStickStore } from '../stick/memory-store.js'
+import { consistentHash } from '../strategies/consistent-hash.js'
+import { ipHash } from '../strategies/ip-hash.js'
+import { leastConnections } from '../strategies/least-connections.js'
+import { roundRobin } from '../strategies/round-robin.js'
+import { stickyCookie } from '../strategies/sticky-cookie.js'
+import { stickyIp } from '../strategies/sticky-ip.js'
+import type { Strategy } from '../strategies/strategy.js'
+import { DEFAULT_MAGLEV_SIZE } from '../hashing/maglev.js'
+import { DEFAULT_VNODES } from '../hashing/ring.js'
 import { cookieUsers, headerUsers, ipClients, sequentialRequests, USER_HEADER, type Population } from './population.js'
 import { thousands } from '../render/format.js'
 

@@ -1,7 +1,9 @@
 import { invalidOption } from '../errors.js'
-import { Maglev } from '../hashing/maglev.js'
+import { finiteNumber, knownKeys, oneOf, wholeNumber } from '../options.js'
+import { boundedWalk } from '../hashing/bounded-loads.js'
+import { DEFAULT_MAGLEV_SIZE, isPrime, Maglev, nextPrime } from '../hashing/maglev.js'
 import { murmur3 } from '../hashing/murmur3.js'
-import { Ring } from '../hashing/ring.js'
+import { DEFAULT_VNODES, Ring } from '../hashing/ring.js'
 import { sortByPoint } from '../hashing/radix.js'
 import { lookupIf } from '../hashing/ring-what-if.js'
 import { ResolvedTable, type Placement } from '../hashing/table.js'
@@ -28,16 +30,6 @@ export interface ConsistentHashOptions {
   fallback?: Strategy
 }
 
-/**
- * Points per unit of weight. A node's share of the ring is a sum of V random arcs,
- * so its spread shrinks as 1/√V: 3,000 keeps the busiest upstream's key-space share
- * under 1.05× the mean at N = 10 and near 1.06× at N = 100 (bench/strategies.js),
- * where nginx's 160 points measure 1.13–1.26. A point costs 12 bytes, ≈ 13.4 with
- * the room its bucket keeps to grow (1,000 upstreams; bench/strategies.js, build).
- */
-export const DEFAULT_VNODES = 3000
-/** Envoy's default and the paper's §5.3 choice: a prime, ≥ 100 × N for N ≤ 655. */
-export const DEFAULT_MAGLEV_SIZE = 65537
 /**
  * Key hashes of the last picks kept for previews (a power of two): 16 KiB, one
  * store per pick (bench/strategies.js measures it), enough to estimate the share
@@ -80,33 +72,18 @@ export class ConsistentHash implements Strategy {
   #members: Members | undefined
 
   /**
-   * `hashOf` (internal: ipHash) maps a request straight to its 32-bit key hash, or
-   * -1 when it has no key; by default the key is extracted and murmur3-hashed.
+   * `hashOf` maps a request to its key's 32-bit hash, or -1 when it has no key:
+   * consistentHash() extracts a key and murmur3-hashes it, ipHash() hashes the
+   * client address's bytes (keys/ip.ts). Mapping code sees only that integer.
    */
-  constructor (opts: ConsistentHashOptions, name = 'consistentHash', hashOf?: (req: RouteRequest) => number) {
-    if (opts === null || typeof opts !== 'object') throw invalidOption('consistentHash', 'expected an options object with `key`')
+  constructor (name: string, config: HashConfig, hashOf: KeyHasher) {
     this.name = name
-    if (hashOf !== undefined) this.#hashOf = hashOf
-    else {
-      const key = compileKey(opts.key)
-      this.#hashOf = (req) => {
-        const k = key(req)
-        return k === undefined ? -1 : murmur3(k)
-      }
-    }
-    this.#algorithm = opts.algorithm ?? 'ring'
-    if (this.#algorithm !== 'ring' && this.#algorithm !== 'maglev') throw invalidOption('algorithm', "expected 'ring' or 'maglev'")
-    this.#vnodes = opts.vnodes ?? DEFAULT_VNODES
-    if (!Number.isInteger(this.#vnodes) || this.#vnodes < 1 || this.#vnodes > 100_000) throw invalidOption('vnodes', 'expected an integer from 1 to 100000')
-    this.#tableSize = opts.tableSize ?? DEFAULT_MAGLEV_SIZE
-    if (!Number.isInteger(this.#tableSize) || this.#tableSize < 3 || this.#tableSize > 5_000_011 || !isPrime(this.#tableSize)) {
-      throw invalidOption('tableSize', 'expected a prime from 3 to 5000011 (65537 by default)')
-    }
-    this.#factor = opts.balanceFactor ?? 0
-    if (opts.balanceFactor !== undefined && !(typeof opts.balanceFactor === 'number' && opts.balanceFactor > 1 && Number.isFinite(opts.balanceFactor))) {
-      throw invalidOption('balanceFactor', 'expected a number > 1, e.g. 1.25 (HAProxy and Envoy suggest 1.25–2)')
-    }
-    this.#fallback = opts.fallback ?? roundRobin()
+    this.#hashOf = hashOf
+    this.#algorithm = config.algorithm
+    this.#vnodes = config.vnodes
+    this.#tableSize = config.tableSize
+    this.#factor = config.balanceFactor
+    this.#fallback = config.fallback
     this.#ring = this.#algorithm === 'ring' ? new Ring(this.#vnodes) : undefined
   }
 
@@ -134,7 +111,9 @@ export class ConsistentHash implements Strategy {
         : new ResolvedTable(this.#maglev, members.eligibleMask, members.all)
     }
     this.#pending = undefined
-    this.#eligibleWeight = members.eligible.reduce((s, u) => s + u.weight, 0)
+    // Bounded loads share capacity by effective weight (slow start), while the
+    // ring and the table keep the configured one: a ramp moves no key.
+    this.#eligibleWeight = members.eligibleWeights.reduce((s, w) => s + w, 0)
   }
 
   /** `aside` (no capacity there) only steers requests without a key, through the fallback: a key waits for its own upstream. */
@@ -235,21 +214,11 @@ export class ConsistentHash implements Strategy {
       choice.reason = (r & 1) === 0 ? 'hash' : 'successor'
       return owners[first]
     }
-    // Walk forward to the first owner that is neither already tried nor over its
-    // bounded-load cap (HAProxy lb_chash.c chash_server_is_eligible).
-    const slots = this.#factor === 0 ? 0 : Math.ceil((this.#members!.totals.load + 1) * this.#factor)
-    let last = -1
-    for (let k = 0, p = pos; k < table.size; k++, p = table.next(p)) {
-      const o = table.resolved(p) >> 1
-      if (o === last) continue
-      last = o
-      const u = owners[o]!
-      if (choice.avoids(u)) continue
-      if (slots !== 0 && u.load >= Math.ceil(slots * u.weight / this.#eligibleWeight)) continue
-      choice.reason = o !== first ? (choice.tried === undefined ? 'spill' : 'successor') : ((r & 1) === 0 ? 'hash' : 'successor')
-      return u
-    }
-    return undefined
+    const members = this.#members!
+    const o = boundedWalk(table, pos, this.#factor, members.totals.load, this.#eligibleWeight, choice, members)
+    if (o === -1) return undefined
+    choice.reason = o !== first ? (choice.tried === undefined ? 'spill' : 'successor') : ((r & 1) === 0 ? 'hash' : 'successor')
+    return owners[o]
   }
 }
 
@@ -265,18 +234,38 @@ function ownerOf (p: Placement<Upstream>, hash: number): Upstream | undefined {
   return r === -1 ? undefined : p.owners[r >> 1]
 }
 
-function isPrime (n: number): boolean {
-  if (n < 2) return false
-  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false
-  return true
+/** A request → its key's 32-bit hash, or -1 when it carries no key. */
+export type KeyHasher = (req: RouteRequest) => number
+
+/** ConsistentHashOptions without the key, checked, with their defaults. */
+export interface HashConfig {
+  algorithm: 'ring' | 'maglev'
+  vnodes: number
+  tableSize: number
+  /** 0: no bounded loads. */
+  balanceFactor: number
+  fallback: Strategy
 }
 
-function nextPrime (n: number): number {
-  let p = Math.max(3, n + 1)
-  while (!isPrime(p)) p++
-  return p
+/** Checks the table options shared by consistentHash and ipHash. */
+export function hashConfig (opts: Omit<ConsistentHashOptions, 'key'>): HashConfig {
+  const tableSize = wholeNumber('tableSize', opts.tableSize, DEFAULT_MAGLEV_SIZE, 3, 5_000_011)
+  if (!isPrime(tableSize)) throw invalidOption('tableSize', 'expected a prime from 3 to 5000011 (65537 by default)')
+  return {
+    algorithm: oneOf('algorithm', opts.algorithm, 'ring', ['ring', 'maglev']),
+    vnodes: wholeNumber('vnodes', opts.vnodes, DEFAULT_VNODES, 1, 100_000),
+    tableSize,
+    balanceFactor: opts.balanceFactor === undefined ? 0 : finiteNumber('balanceFactor', opts.balanceFactor, 0, { above: 1 }, 'expected a number > 1, e.g. 1.25 (HAProxy and Envoy suggest 1.25–2)'),
+    fallback: opts.fallback ?? roundRobin(),
+  }
 }
 
 export function consistentHash (opts: ConsistentHashOptions): Strategy {
-  return new ConsistentHash(opts)
+  if (opts === null || typeof opts !== 'object') throw invalidOption('consistentHash', 'expected an options object with `key`')
+  knownKeys('consistentHash', opts, ['key', 'algorithm', 'vnodes', 'tableSize', 'balanceFactor', 'fallback'])
+  const key = compileKey(opts.key)
+  return new ConsistentHash('consistentHash', hashConfig(opts), (req) => {
+    const k = key(req)
+    return k === undefined ? -1 : murmur3(k)
+  })
 }

@@ -1,6 +1,6 @@
 import { checkPrefixes, ipHashOf, type IpPrefixOptions } from '../keys/ip.js'
 import { knownKeys, optionsObject } from '../options.js'
-import { ConsistentHash } from './consistent-hash.js'
+import { ConsistentHash, hashConfig } from './consistent-hash.js'
 import type { Strategy } from './strategy.js'
 
 export type { IpPrefixOptions } from '../keys/ip.js'
@@ -15,5 +15,5 @@ export type { IpPrefixOptions } from '../keys/ip.js'
 export function ipHash (opts: IpPrefixOptions = {}): Strategy {
   knownKeys('ipHash', optionsObject('ipHash', opts), ['ipv4Prefix', 'ipv6Prefix'])
   const { ipv4Prefix, ipv6Prefix } = checkPrefixes(opts)
-  return new ConsistentHash({ key: () => undefined }, 'ipHash', req => ipHashOf(req.ip, ipv4Prefix, ipv6Prefix))
+  return new ConsistentHash('ipHash', hashConfig({}), req => ipHashOf(req.ip, ipv4Prefix, ipv6Prefix))
 }

@@ -71,7 +71,8 @@ class LeastConnections implements Strategy {
 
   update (members: Members): void {
     this.#list = members.eligible
-    const weights = this.#list.map(u => u.weight)
+    // Effective weights: an upstream under slow start counts as that much smaller.
+    const weights = members.eligibleWeights
     this.#smooth.reset(weights)
     this.#draw.reset(weights)
     this.#ties = new Int32Array(this.#list.length)

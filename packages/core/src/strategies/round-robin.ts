@@ -20,8 +20,10 @@ class RoundRobin implements Strategy {
 
   update (members: Members): void {
     this.#list = members.eligible
-    this.#smooth.reset(this.#list.map(u => u.weight))
-    this.#uniform = this.#list.every(u => u.weight === this.#list[0]!.weight)
+    // Effective weights: an upstream under slow start takes its ramped share.
+    const weights = members.eligibleWeights
+    this.#smooth.reset(weights)
+    this.#uniform = weights.every(w => w === weights[0])
     this.#next = 0
   }
 

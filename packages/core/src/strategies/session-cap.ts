@@ -3,6 +3,7 @@ import { isPromise } from '../model/choice.js'
 import type { Members } from '../model/members.js'
 import type { RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
+import { boundedCap } from '../hashing/bounded-loads.js'
 import { finiteNumber } from '../options.js'
 import { pickWithRoom } from './pick-with-room.js'
 import type { Strategy } from './strategy.js'
@@ -11,19 +12,6 @@ import type { Strategy } from './strategy.js'
 export function sessionCap (factor: number | undefined): SessionCap | undefined {
   if (factor === undefined) return undefined
   return new SessionCap(finiteNumber('sessionBalanceFactor', factor, 0, { above: 1 }, 'expected a number > 1, e.g. 1.25 (no upstream above 1.25 × the average bound users)'))
-}
-
-/**
- * The bounded-loads cap, ceil(c × average) per unit of weight (Mirrokni, Thorup,
- * Zadimoghaddam, "Consistent Hashing with Bounded Loads", SODA 2018), as the
- * paper counts it: over the `total` load of the candidates with total weight
- * `weight`, the item being placed included (`total` already counts it).
- * Worked example: c = 1.25, 10 users on 3 equal upstreams, an 11th to place:
- * ceil(1.25 × 11 / 3) = ceil(4.58) = 5 per upstream.
- * Rounding noise must not lift a cap by one: 1.1 × 10 is 11.000000000000002.
- */
-export function boundedCap (factor: number, total: number, weight: number, w: number): number {
-  return Math.ceil(factor * total * w / weight * (1 - 1e-12))
 }
 
 /**
@@ -64,11 +52,12 @@ export class SessionCap {
     const eligible = members.eligible
     let bound = 0
     let weight = 0
+    // Effective weights (Members.weightOf): an upstream under slow start has a ramped cap.
     for (const e of eligible) {
       bound += counts.get(e.id) ?? 0
-      weight += e.weight
+      weight += members.weightOf(e)
     }
-    const full = (x: Upstream): boolean => (counts.get(x.id) ?? 0) >= boundedCap(this.factor, bound + 1, weight, x.weight)
+    const full = (x: Upstream): boolean => (counts.get(x.id) ?? 0) >= boundedCap(this.factor, bound + 1, weight, members.weightOf(x))
     if (!full(u)) return u
     const capped = eligible.filter(full)
     const aside = new Set(room === undefined ? capped : [...capped, ...room])
@@ -78,7 +67,7 @@ export class SessionCap {
       // `assign` ignored what was set aside, or had nothing left: the upstream with
       // the fewest users per unit of weight, never full (it is at most the average),
       // one with capacity if any.
-      const best = leastBound(eligible, counts, choice, room) ?? (room === undefined ? undefined : leastBound(eligible, counts, choice, undefined))
+      const best = leastBound(eligible, counts, choice, room, members) ?? (room === undefined ? undefined : leastBound(eligible, counts, choice, undefined, members))
       // Every upstream with room failed this request: serving beats refusing.
       if (best === undefined) choice.reason = reason
       return best ?? u
@@ -89,11 +78,11 @@ export class SessionCap {
 }
 
 /** The upstream with the fewest bound users per unit of weight, among those neither tried nor in `skip`. */
-function leastBound (eligible: readonly Upstream[], counts: ReadonlyMap<string, number>, choice: Choice, skip: ReadonlySet<Upstream> | undefined): Upstream | undefined {
+function leastBound (eligible: readonly Upstream[], counts: ReadonlyMap<string, number>, choice: Choice, skip: ReadonlySet<Upstream> | undefined, members: Members): Upstream | undefined {
   let best: Upstream | undefined
   let least = Infinity
   for (const x of eligible) {
-    const ratio = (counts.get(x.id) ?? 0) / x.weight
+    const ratio = (counts.get(x.id) ?? 0) / members.weightOf(x)
     if (ratio < least && !choice.avoids(x) && skip?.has(x) !== true) { best = x; least = ratio }
   }
   return best

@@ -1,4 +1,4 @@
-import type { UpstreamInput } from '../model/types.js'
+import type { UpstreamInput } from './types.js'
 
 /**
  * Where a balancer's membership comes from when it is not a fixed list: DNS

@@ -2,15 +2,17 @@
 // 1,000 upstreams (the BUILT package: run `tsc -b` first, or `npm run bench:least`).
 //   1. cost     CPU ns per balancer.choose(req), upstreams idle and loaded, each case in
 //               its own processes (median of 3), the variants interleaved per N
+//   1b. aside   CPU ns per strategy.pick() with and without one upstream set aside (what
+//               the balancer hands stateless picks while an upstream is at maxInFlight)
 //   2. balance  a simulation through the real strategy (pick + in-flight counts, no
 //               network): Poisson arrivals, exponential service times, ≈ 8 requests in
 //               flight per unit of weight; how far the busiest upstream sits above
 //               the mean, time-averaged, and how often a pick missed the least loaded
-// Usage: node bench/least-connections.js [--json] [--only cost,balance] [--arrivals N] [--n 3,10,100,1000]
+// Usage: node bench/least-connections.js [--json] [--only cost,aside,balance] [--arrivals N] [--n 3,10,100,1000]
 // Figures are printed, never asserted.
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { Choice, createBalancer, leastConnections, Members } from '@affinity/core'
+import { Choice, createBalancer, leastConnections, Members, roundRobin } from '@affinity/core'
 import { Upstream, mulberry32 } from '@affinity/core/internal'
 import { die as dieWith, list, parseArgs } from './args.js'
 import { machine, machineLines } from './machine.js'
@@ -29,7 +31,7 @@ const ROUND_NS = 150e6
 
 const opts = parseArgs(process.argv.slice(2), {
   script: 'bench/least-connections.js',
-  defaults: { json: false, only: ['cost', 'balance'], arrivals: 200_000, n: [3, 10, 100, 1000], worker: undefined },
+  defaults: { json: false, only: ['cost', 'aside', 'balance'], arrivals: 200_000, n: [3, 10, 100, 1000], worker: undefined },
   flags: { '--json': o => { o.json = true } },
   values: {
     '--only': (o, v) => { o.only = list(v) },
@@ -37,11 +39,11 @@ const opts = parseArgs(process.argv.slice(2), {
     '--n': (o, v) => { o.n = list(v).map(Number) },
     '--cost-worker': (o, v) => { o.worker = v },
   },
-  help: 'node bench/least-connections.js [--json] [--only cost,balance] [--arrivals N] [--n 3,10,100,1000]',
+  help: 'node bench/least-connections.js [--json] [--only cost,aside,balance] [--arrivals N] [--n 3,10,100,1000]',
 })
 const NS = opts.n
 if (!NS.every(n => Number.isInteger(n) && n >= 2)) dieWith('bench/least-connections.js', '--n: expected upstream counts ≥ 2')
-for (const s of opts.only) if (!['cost', 'balance'].includes(s)) dieWith('bench/least-connections.js', `--only: unknown section ${s}`)
+for (const s of opts.only) if (!['cost', 'aside', 'balance'].includes(s)) dieWith('bench/least-connections.js', `--only: unknown section ${s}`)
 if (!Number.isInteger(opts.arrivals) || opts.arrivals < 10_000) dieWith('bench/least-connections.js', '--arrivals: expected an integer ≥ 10000')
 
 const ids = (n) => Array.from({ length: n }, (_, i) => `http://10.1.${i >> 8}.${i & 255}:8080`)
@@ -77,6 +79,44 @@ async function costCase (variant, n, loaded) {
   }
   await balancer.close()
   return median(samples)
+}
+
+/** One aside case in this process: ns per strategy.pick(), loaded upstreams, with `aside` undefined or one upstream in it. */
+async function asideCase (variant, n, withAside) {
+  const strategy = variant === 'roundRobin' ? roundRobin() : leastConnections({ ...VARIANTS.find(x => x.name === variant).opts, seed: SEED })
+  const ups = ids(n).map((id) => new Upstream(id, id, 1, {}))
+  strategy.update(new Members(ups, 0))
+  const r = mulberry32(SEED)
+  for (const u of ups) u.inFlight = r() % 16
+  const aside = withAside ? new Set([ups[0]]) : undefined
+  const rq = req()
+  const loop = (iterations) => { let misses = 0; for (let i = 0; i < iterations; i++) if (strategy.pick(rq, new Choice(rq), aside) === undefined) misses++; return misses }
+  let t0 = process.hrtime.bigint()
+  let warm = 0
+  while (Number(process.hrtime.bigint() - t0) < 300e6) { loop(10_000); warm += 10_000 }
+  const iterations = Math.max(20_000, Math.min(3_000_000, Math.round(ROUND_NS / (Number(process.hrtime.bigint() - t0) / warm))))
+  const samples = []
+  for (let k = 0; k < ROUNDS; k++) {
+    const c0 = process.cpuUsage()
+    loop(iterations)
+    const c = process.cpuUsage(c0)
+    samples.push((c.user + c.system) * 1000 / iterations)
+  }
+  return median(samples)
+}
+
+async function aside () {
+  const rows = []
+  for (const variant of ['scan', 'p2c', 'roundRobin']) {
+    for (const n of [10, 100]) {
+      const runs = { none: [], one: [] }
+      for (let p = 0; p < PROCESSES; p++) for (const w of ['none', 'one']) runs[w].push(await isolated(`aside-${variant}`, n, w === 'one'))
+      const row = { variant, n, none: round(median(runs.none), 1), one: round(median(runs.one), 1) }
+      rows.push(row)
+      process.stderr.write(`  … aside ${variant} N=${n}: ${row.none} → ${row.one} ns\n`)
+    }
+  }
+  return rows
 }
 
 function isolated (variant, n, loaded) {
@@ -231,12 +271,14 @@ function pad (cells, widths) { return cells.map((c, i) => String(c).padStart(wid
 async function main () {
   if (opts.worker !== undefined) {
     const [variant, n, loaded] = opts.worker.split(':')
-    process.send({ ns: await costCase(variant, Number(n), loaded === '1') })
+    const ns = variant.startsWith('aside-') ? await asideCase(variant.slice(6), Number(n), loaded === '1') : await costCase(variant, Number(n), loaded === '1')
+    process.send({ ns })
     return
   }
   const m = machine()
   const out = { machine: m, command: `node bench/least-connections.js ${process.argv.slice(2).join(' ')}`.trim() }
   if (opts.only.includes('cost')) out.cost = await cost()
+  if (opts.only.includes('aside')) out.aside = await aside()
   if (opts.only.includes('balance')) out.balance = balance()
   if (opts.json) { process.stdout.write(JSON.stringify(out, null, 2) + '\n'); return }
   const lines = ['leastConnections: full scan vs power of two choices', '', ...machineLines(m, out.command, 9), '']
@@ -246,6 +288,13 @@ async function main () {
     lines.push(pad(['N', 'loads', 'scan', 'p2c', 'default'], w))
     for (const r of out.cost) lines.push(pad([r.n, r.loads, r.scan, r.p2c, r.default], w))
     lines.push('', 'idle: every upstream at 0 in flight (the scan ties them all: smooth rotation over N); loaded: random 0–15 in flight each.', '')
+  }
+  if (out.aside) {
+    lines.push('1b. Aside: CPU ns per strategy.pick() (no balancer, loaded upstreams), aside undefined vs one upstream set aside (a Set)', '')
+    const w = [12, 6, 10, 10]
+    lines.push(pad(['strategy', 'N', 'none', 'one aside'], w))
+    for (const r of out.aside) lines.push(pad([r.variant, r.n, r.none, r.one], w))
+    lines.push('', 'roundRobin with equal weights; scan = leastConnections({ choices: \'all\' }), p2c = leastConnections({ choices: 2 }).', '')
   }
   if (out.balance) {
     lines.push('2. Balance: simulated Poisson arrivals, exp(1) service, 8 in flight per unit of weight, loads read by the real strategy', '')

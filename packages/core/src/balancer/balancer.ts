@@ -1,66 +1,38 @@
-import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Pool } from 'undici'
 import { AffinityError } from '../errors.js'
-import { Admission, type WaitResult } from '../forward/admission.js'
-import type { ForwardContext, Outcome } from '../forward/context.js'
+import { Admission } from '../forward/admission.js'
+import type { ForwardContext } from '../forward/context.js'
 import type { ClientResponse } from '../forward/error-response.js'
 import { forwardHttp, type ClientRequest, type ForwardOptions } from '../forward/http.js'
-import { createPool, NO_TRANSPORT } from '../forward/pool.js'
+import { closePools } from '../forward/pool.js'
 import { forwardUpgrade, type UpgradeOptions } from '../forward/upgrade.js'
 import { ActiveHealth } from '../health/active.js'
 import { PassiveHealth } from '../health/passive.js'
-import { Choice, isPromise, type PickReason, type PickResult } from '../model/choice.js'
+import { Choice, isPromise, type PickResult } from '../model/choice.js'
 import type { Members } from '../model/members.js'
-import type { Remap, RemapEvent } from '../model/remap.js'
-import type { BalancerStats, OutcomeKind, RouteRequest, UpstreamInfo, UpstreamInput } from '../model/types.js'
-import { checkWeight, normalizeUpstream, Upstream, type NormalizedUpstream } from '../model/upstream.js'
+import type { Remap } from '../model/remap.js'
+import type { BalancerStats, RouteRequest, UpstreamInfo, UpstreamInput } from '../model/types.js'
+import { checkWeight, normalizeUpstream, type Upstream } from '../model/upstream.js'
 import { pickWithRoom } from '../strategies/pick-with-room.js'
 import type { Strategy } from '../strategies/strategy.js'
-import { publishPick, pickChannel } from '../trace.js'
 import { kBalancer } from './brand.js'
-import { balancerConfig, drainIdleMs, uniqueIds, type BalancerConfig, type BalancerOptions } from './config.js'
-import { Drains } from './drain.js'
-import { Membership, type Changed, type PanicInfo } from './membership.js'
+import { balancerConfig, drainIdleMs, type BalancerConfig, type BalancerOptions } from './config.js'
+import { Drains, type DrainOptions } from './drain.js'
+import { Membership, upstreamOf, type Changed, type PreviewChange } from './membership.js'
 import { SlowStart } from './slow-start.js'
 import { SourceSync } from './source-sync.js'
-import { Pressure, type PressureInfo } from './pressure.js'
+import { Pressure } from './pressure.js'
 import { balancerStats } from './stats.js'
+import { Books } from './books.js'
+import { BalancerEmitter, type BalancerEvent, type OutcomeListener, type QueueWaitListener } from './events.js'
 
 export type { BalancerOptions } from './config.js'
-export type { PanicInfo } from './membership.js'
+export type { PanicInfo, PreviewChange } from './membership.js'
+export type { DrainOptions } from './drain.js'
 export type { PressureInfo, PressureTable } from './pressure.js'
 export type { WaitResult } from '../forward/admission.js'
-
-export interface DrainOptions {
-  /** Overrides the balancer's `drainIdleMs` for this drain. */
-  idleMs?: number
-}
-
-/** A membership change to preview: upstreams that would be added and ids that would be removed. */
-export interface PreviewChange {
-  add?: UpstreamInput | readonly UpstreamInput[]
-  remove?: string | readonly string[]
-}
-
-export type BalancerEvent = 'down' | 'up' | 'added' | 'removed' | 'drained' | 'draining' | 'undrained' | 'weight'
-export type BalancerListener = (upstream: UpstreamInfo, reason: string) => void
-export type RemapListener = (remap: RemapEvent) => void
-export type PanicListener = (info: PanicInfo) => void
-/** 'discovery-error': the source failed or sent a list that was refused; the membership stays as it was. */
-export type DiscoveryErrorListener = (err: Error) => void
-/** 'slow-start': an upstream's ramp began, went up a step, or ended (`effectiveWeight` === `upstream.weight`). */
-export type SlowStartListener = (upstream: UpstreamInfo, effectiveWeight: number) => void
-/** 'pressure': a bounded table evicted entries before their time (at most once a minute per table). */
-export type PressureListener = (info: PressureInfo) => void
-/** Called once per attempt as it ends; `seconds` from dispatch to the end of the response. */
-export type OutcomeListener = (upstream: Upstream, kind: OutcomeKind, seconds: number) => void
-/** Called as each wait in an upstream's queue ends: how long, and how it ended. */
-export type QueueWaitListener = (upstream: Upstream, seconds: number, result: WaitResult) => void
-
-type AnyEvent = BalancerEvent | 'panic' | 'calm' | 'remap' | 'discovery-error' | 'slow-start' | 'pressure'
-type AnyListener = BalancerListener | PanicListener | RemapListener | DiscoveryErrorListener | SlowStartListener | PressureListener
+export type { BalancerEvent, BalancerListener, DiscoveryErrorListener, OutcomeListener, PanicListener, PressureListener, QueueWaitListener, RemapListener, SlowStartListener } from './events.js'
 
 /** Each strategy instance keeps per-balancer tables, so it can serve one balancer only. */
 const boundStrategies = new WeakSet<Strategy>()
@@ -73,7 +45,7 @@ const boundStrategies = new WeakSet<Strategy>()
  * active health watch the upstreams, and the forwarders (forward/) carry requests
  * through a narrow `ForwardContext`. This class wires them and is the public face.
  */
-export class Balancer extends EventEmitter {
+export class Balancer extends BalancerEmitter {
   readonly strategy: Strategy
   readonly name: string | undefined
   readonly retries: number
@@ -90,13 +62,7 @@ export class Balancer extends EventEmitter {
   readonly #ctx: ForwardContext
   readonly #admission: Admission
   readonly #pressure: Pressure
-  /** Fixed shape (every PickReason preset): the per-pick increment stays a fast keyed store. */
-  readonly #picks: Record<PickReason, number> = {
-    rotation: 0, 'least-load': 0, sticky: 0, assigned: 0, failover: 0, hash: 0, successor: 0, spill: 0, capped: 0, fallback: 0,
-  }
-
-  #observers: OutcomeListener[] = []
-  #waitObservers: QueueWaitListener[] = []
+  readonly #books: Books
   #closed = false
 
   constructor (opts: BalancerOptions) {
@@ -111,8 +77,8 @@ export class Balancer extends EventEmitter {
     this.timeoutMs = config.timeoutMs
     this.idleTimeoutMs = config.idleTimeoutMs
     this.#admission = new Admission(config.overload.queue, config.overload.retryBudget, {
-      outcome: (u, kind, startedAt) => this.#turnedAway(u, kind, startedAt),
-      waited: (u, ms, result) => { for (const l of this.#waitObservers) l(u, ms / 1000, result) },
+      outcome: (u, kind, startedAt) => this.#books.turnedAway(u, kind, startedAt),
+      waited: (u, ms, result) => { for (const l of this.#books.waitObservers) l(u, ms / 1000, result) },
     })
     this.#pressure = new Pressure(info => this.emit('pressure', info))
     config.strategy.onEvict?.(table => this.#pressure.note(table))
@@ -121,25 +87,29 @@ export class Balancer extends EventEmitter {
       this.#membership.reweighed()
       for (const [u, factor] of steps) this.#rampStep(u, factor === 1)
     })
-    this.#membership = new Membership(config.strategy, config.panicThreshold, config.upstreams.map(n => this.#upstream(n)), () => this.listenerCount('remap') > 0, () => this.#slowStart.factors())
+    this.#membership = new Membership(config.strategy, config.panicThreshold, config.upstreams.map(n => upstreamOf(n, config)), () => this.listenerCount('remap') > 0, () => this.#slowStart.factors())
     this.#drains = new Drains((u, why) => this.emit('drained', u.info(), why))
     const membership = this.#membership
-    this.#passive = config.passive && new PassiveHealth(config.passive, (u, why) => this.#stateChanged(u, why), {
-      get total () { return membership.size },
-      get ejected () { let n = 0; for (const u of membership.values()) if (u.ejected) n++; return n },
-      upOtherThan: (u) => { let n = 0; for (const o of membership.values()) if (o !== u && o.state === 'up') n++; return n },
-    })
+    this.#passive = config.passive && new PassiveHealth(config.passive, (u, why) => this.#stateChanged(u, why), membership.ejectionView())
     this.#active = config.active && new ActiveHealth(config.active, (u, why) => {
       if (u.healthy && u.ejected) { u.ejected = false; this.#passive?.forget(u) }
       this.#stateChanged(u, why)
     })
     for (const u of membership.values()) this.#active?.start(u)
-    this.#ctx = this.#forwardContext()
+    this.#books = new Books({
+      config,
+      totals: membership.totals,
+      admission: this.#admission,
+      drains: this.#drains,
+      passive: this.#passive,
+      pick: (choice) => this.#pick(choice),
+    }, config.name, config.strategy.name)
+    this.#ctx = this.#books.forwardContext()
     this.#sync = config.source && new SourceSync(config.source, {
       membership,
       drains: this.#drains,
       slowStart: this.#slowStart,
-      create: (n) => this.#upstream(n),
+      create: (n) => upstreamOf(n, config),
       admitted: (u) => this.#active?.start(u),
       retired: (u) => this.#retire(u),
       announce: (changed, events, reason) => this.#announce(changed, events, reason),
@@ -167,7 +137,7 @@ export class Balancer extends EventEmitter {
     if (this.#sync !== undefined) throw new AffinityError('AFFINITY_ERR_SOURCE_MANAGED', 'add()')
     const n = normalizeUpstream(input)
     if (this.#membership.get(n.id) !== undefined) throw new AffinityError('AFFINITY_ERR_DUPLICATE_ID', n.id)
-    const u = this.#upstream(n)
+    const u = upstreamOf(n, this.#config)
     this.#slowStart.start(u)
     const changed = this.#membership.add(u)
     this.#active?.start(u)
@@ -258,15 +228,7 @@ export class Balancer extends EventEmitter {
    */
   preview (change: PreviewChange = {}): Remap {
     this.#assertOpen()
-    const upstreams = new Map<string, Upstream>()
-    for (const u of this.#membership.values()) upstreams.set(u.id, u)
-    for (const id of listOf(change.remove)) {
-      if (!upstreams.delete(id)) throw new AffinityError('AFFINITY_ERR_UNKNOWN_UPSTREAM', JSON.stringify(id))
-    }
-    const added = listOf(change.add).map(normalizeUpstream)
-    uniqueIds(added, new Set(upstreams.keys()))
-    for (const n of added) upstreams.set(n.id, new Upstream(n.url, n.id, n.weight, NO_TRANSPORT))
-    return this.#membership.remapOf(this.members, this.#membership.snapshot(upstreams.values()))
+    return this.#membership.preview(change)
   }
 
   list (): UpstreamInfo[] {
@@ -278,9 +240,9 @@ export class Balancer extends EventEmitter {
     const choice = new Choice(req)
     if (this.#closed) return choice
     const r = this.#pick(choice)
-    if (isPromise(r)) return r.then(u => { choice.upstream = u; this.#picked(choice); return choice })
+    if (isPromise(r)) return r.then(u => { choice.upstream = u; this.#books.picked(choice); return choice })
     choice.upstream = r
-    this.#picked(choice)
+    this.#books.picked(choice)
     return choice
   }
 
@@ -290,8 +252,7 @@ export class Balancer extends EventEmitter {
    * Returns the function that detaches it.
    */
   onOutcome (listener: OutcomeListener): () => void {
-    this.#observers = [...this.#observers, listener]
-    return () => { this.#observers = this.#observers.filter(l => l !== listener) }
+    return this.#books.observe('observers', listener)
   }
 
   /**
@@ -300,14 +261,13 @@ export class Balancer extends EventEmitter {
    * detaches it.
    */
   onQueueWait (listener: QueueWaitListener): () => void {
-    this.#waitObservers = [...this.#waitObservers, listener]
-    return () => { this.#waitObservers = this.#waitObservers.filter(l => l !== listener) }
+    return this.#books.observe('waitObservers', listener)
   }
 
   /** Per upstream state, counters, outcomes, bound users and checks; picks by reason; recent changes. */
   stats (): BalancerStats {
     const a = this.#admission
-    return balancerStats(this.members, this.strategy, this.#picks, this.#membership.changes(), this.#sync?.stats(), { made: a.retriesMade, refused: a.retriesRefused })
+    return balancerStats(this.members, this.strategy, this.#books.picks, this.#membership.changes(), this.#sync?.stats(), { made: a.retriesMade, refused: a.retriesRefused })
   }
 
   /** Forwards an HTTP request to the chosen upstream and streams the answer into `res`. */
@@ -324,26 +284,6 @@ export class Balancer extends EventEmitter {
     forwardUpgrade(this.#ctx, choice, req, socket, head, path, opts)
   }
 
-  override on (event: 'panic' | 'calm', listener: PanicListener): this
-  override on (event: 'remap', listener: RemapListener): this
-  override on (event: 'discovery-error', listener: DiscoveryErrorListener): this
-  override on (event: 'slow-start', listener: SlowStartListener): this
-  override on (event: 'pressure', listener: PressureListener): this
-  override on (event: BalancerEvent, listener: BalancerListener): this
-  override on (event: AnyEvent, listener: AnyListener): this {
-    return super.on(event, listener)
-  }
-
-  override once (event: 'panic' | 'calm', listener: PanicListener): this
-  override once (event: 'remap', listener: RemapListener): this
-  override once (event: 'discovery-error', listener: DiscoveryErrorListener): this
-  override once (event: 'slow-start', listener: SlowStartListener): this
-  override once (event: 'pressure', listener: PressureListener): this
-  override once (event: BalancerEvent, listener: BalancerListener): this
-  override once (event: AnyEvent, listener: AnyListener): this {
-    return super.once(event, listener)
-  }
-
   /** Stops health checks and closes upstream pools (waiting up to timeoutMs for requests in flight). */
   async close (): Promise<void> {
     if (this.#closed) return
@@ -355,20 +295,9 @@ export class Balancer extends EventEmitter {
     this.#pressure.close()
     this.#admission.close(this.#membership.values())
     this.#drains.completeAll()
-    const pools = [...this.#membership.values()].map(u => u.pool as Pool)
+    const pools = [...this.#membership.values()].map(u => u.pool)
     await this.strategy.close?.()
-    let timer: NodeJS.Timeout | undefined
-    const grace = new Promise<void>(resolve => { timer = setTimeout(resolve, Math.min(this.timeoutMs, 5000)) })
-    await Promise.race([Promise.all(pools.map(p => p.close().catch(() => {}))), grace])
-    clearTimeout(timer)
-    await Promise.all(pools.map(p => (p.closed && !p.destroyed ? p.destroy().catch(() => {}) : undefined)))
-  }
-
-  #upstream (n: NormalizedUpstream): Upstream {
-    const u = new Upstream(n.url, n.id, n.weight, createPool(new URL(n.url).origin, this.#config.pool))
-    u.maxInFlight = n.maxInFlight ?? this.#config.overload.maxInFlight
-    u.maxWebSockets = n.maxWebSockets ?? this.#config.overload.maxWebSockets
-    return u
+    await closePools(pools, Math.min(this.timeoutMs, 5000))
   }
 
   /**
@@ -433,87 +362,9 @@ export class Balancer extends EventEmitter {
     const w = this.members.weightOf(u)
     if (done || w < u.weight) this.emit('slow-start', u.info(), w)
   }
-
-  #picked (choice: Choice): void {
-    this.#picks[choice.reason]++
-    // A drain's idle window restarts whenever a bound user comes back.
-    const u = choice.upstream
-    if (u !== undefined && u.draining && choice.reason === 'sticky') u.boundSeenAt = performance.now()
-    if (pickChannel.hasSubscribers) publishPick(this.name, this.strategy.name, choice)
-  }
-
-  /** What the forwarders may do to the balancer: count, settle, re-pick. */
-  #forwardContext (): ForwardContext {
-    const totals = this.#membership.totals
-    const admission = this.#admission
-    const observers = (): OutcomeListener[] => this.#observers
-    return {
-      retries: this.retries,
-      timeoutMs: this.timeoutMs,
-      idleTimeoutMs: this.idleTimeoutMs,
-      get timing () { return observers().length > 0 },
-      repick: (choice) => {
-        const r = this.#pick(choice)
-        if (isPromise(r)) return r.then(u => { choice.upstream = u; this.#picked(choice); return u })
-        choice.upstream = r
-        this.#picked(choice)
-        return r
-      },
-      admit: (u, w) => admission.admit(u, w),
-      leave: (u, w) => admission.leave(u, w),
-      begin: (u, upgrade) => { u.inFlight++; u.requests++; totals.load++; admission.began(u, upgrade) },
-      settle: (u, outcome, kind, startedAt, upgrade) => this.#settle(u, outcome, kind, startedAt, upgrade),
-      admitSocket: (u) => {
-        if (admission.socketRoom(u)) return true
-        this.#turnedAway(u, 'websockets_full', 0)
-        return false
-      },
-      socketOpened: (u) => { u.websockets++; totals.load++; admission.socketsChanged(u) },
-      socketClosed: (u) => { u.websockets--; totals.load--; admission.socketsChanged(u); this.#drains.check(u) },
-      retry: () => admission.retry(),
-      retryEnded: () => admission.retryEnded(),
-      retryAfter: () => this.#config.retryAfter,
-      overloadRetryAfter: this.#config.overload.retryAfter,
-    }
-  }
-
-  /**
-   * A request turned away for capacity (queue full, queue timeout, no WebSocket
-   * room) or whose client left while it waited: an outcome of `u`, never charged
-   * to it (no failure, no passive health). `since`: when it started waiting (0: it
-   * did not wait).
-   */
-  #turnedAway (u: Upstream, kind: OutcomeKind, since: number): void {
-    u.outcomes[kind]++
-    const seconds = since === 0 ? 0 : (performance.now() - since) / 1000
-    for (const l of this.#observers) l(u, kind, seconds)
-  }
-
-  #settle (u: Upstream, outcome: Outcome, kind: OutcomeKind, startedAt: number, upgrade: boolean): void {
-    u.outcomes[kind]++
-    if (startedAt !== 0) {
-      const seconds = (performance.now() - startedAt) / 1000
-      for (const l of this.#observers) l(u, kind, seconds)
-    }
-    u.inFlight--
-    this.#membership.totals.load--
-    this.#admission.ended(u, upgrade)
-    if (outcome === 'failure') {
-      u.failures++
-      this.#passive?.failure(u)
-    } else if (outcome === 'ok') {
-      this.#passive?.success(u)
-    }
-    if (u.draining || u.removed) this.#drains.check(u)
-  }
 }
 
 Object.defineProperty(Balancer.prototype, kBalancer, { value: true })
-
-function listOf<T> (x: T | readonly T[] | undefined): readonly T[] {
-  if (x === undefined) return []
-  return Array.isArray(x) ? x : [x as T]
-}
 
 export function createBalancer (opts: BalancerOptions): Balancer {
   return new Balancer(opts)

@@ -1,5 +1,10 @@
 import type { Upstream } from '../model/upstream.js'
 
+export interface DrainOptions {
+  /** Overrides the balancer's `drainIdleMs` for this drain. */
+  idleMs?: number
+}
+
 /** A drain under way: who waits for it, its idle window, and the timer that ends the window. */
 interface Drain {
   waiting: Array<() => void>

@@ -1,8 +1,18 @@
 import { Members } from '../model/members.js'
 import { NOTHING_BOUND, type Remap, type RemapEvent } from '../model/remap.js'
-import type { StateChange, UpstreamState } from '../model/types.js'
-import type { Upstream } from '../model/upstream.js'
+import { AffinityError } from '../errors.js'
+import type { PoolView } from '../health/passive.js'
+import { createPool, NO_TRANSPORT } from '../forward/pool.js'
+import type { StateChange, UpstreamInput, UpstreamState } from '../model/types.js'
+import { normalizeUpstream, Upstream, type NormalizedUpstream } from '../model/upstream.js'
+import { uniqueIds, type BalancerConfig } from './config.js'
 import type { Strategy } from '../strategies/strategy.js'
+
+/** A membership change to preview: upstreams that would be added and ids that would be removed. */
+export interface PreviewChange {
+  add?: UpstreamInput | readonly UpstreamInput[]
+  remove?: string | readonly string[]
+}
 
 /** State changes kept for stats() and the status page. */
 const RECENT_CHANGES = 50
@@ -82,9 +92,37 @@ export class Membership {
     return new Members(upstreams, version, this.totals, this.#panicThreshold, this.#ramp())
   }
 
+  /** What passive health reads of the membership to cap ejections (health/passive.ts). */
+  ejectionView (): PoolView {
+    const upstreams = this.#upstreams
+    return {
+      get total () { return upstreams.size },
+      get ejected () { let n = 0; for (const u of upstreams.values()) if (u.ejected) n++; return n },
+      upOtherThan: (u) => { let n = 0; for (const o of upstreams.values()) if (o !== u && o.state === 'up') n++; return n },
+    }
+  }
+
   /** The state `u` was last announced in (undefined once removed). */
   announced (u: Upstream): UpstreamState | undefined {
     return this.#states.get(u)
+  }
+
+  /**
+   * Who would move if `add` were added and the ids `remove` removed (Balancer.preview):
+   * a what-if snapshot asked of the strategy; would-be upstreams open no connection.
+   */
+  preview (change: PreviewChange): Remap {
+    const add = listOf(change.add)
+    const remove = listOf(change.remove)
+    const upstreams = new Map<string, Upstream>()
+    for (const u of this.#upstreams.values()) upstreams.set(u.id, u)
+    for (const id of remove) {
+      if (!upstreams.delete(id)) throw new AffinityError('AFFINITY_ERR_UNKNOWN_UPSTREAM', JSON.stringify(id))
+    }
+    const added = add.map(normalizeUpstream)
+    uniqueIds(added, new Set(upstreams.keys()))
+    for (const n of added) upstreams.set(n.id, new Upstream(n.url, n.id, n.weight, NO_TRANSPORT))
+    return this.remapOf(this.#members, this.snapshot(upstreams.values()))
   }
 
   /** Who would move from snapshot `from` to `to` (the strategy's estimate). */
@@ -169,4 +207,17 @@ export class Membership {
     if (this.#changes.push(change) > RECENT_CHANGES) this.#changes.shift()
     return change
   }
+}
+
+/** An upstream and its pool, with the balancer's capacity limits unless it sets its own. */
+export function upstreamOf (n: NormalizedUpstream, config: BalancerConfig): Upstream {
+  const u = new Upstream(n.url, n.id, n.weight, createPool(new URL(n.url).origin, config.pool))
+  u.maxInFlight = n.maxInFlight ?? config.overload.maxInFlight
+  u.maxWebSockets = n.maxWebSockets ?? config.overload.maxWebSockets
+  return u
+}
+
+function listOf<T> (x: T | readonly T[] | undefined): readonly T[] {
+  if (x === undefined) return []
+  return Array.isArray(x) ? x : [x as T]
 }

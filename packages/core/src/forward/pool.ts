@@ -53,6 +53,22 @@ export function createPool (origin: string, opts: Pool.Options): Pool {
 export const NO_TRANSPORT: Dispatcher = new Dispatcher()
 
 /**
+ * Closes the pools of a balancer that is closing: requests in flight get up to
+ * `graceMs` to finish (undici's close() waits for them), then whatever is still
+ * open is destroyed so close() never hangs on a slow upstream.
+ */
+export async function closePools (pools: readonly Dispatcher[], graceMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const grace = new Promise<void>(resolve => { timer = setTimeout(resolve, graceMs) })
+  await Promise.race([Promise.all(pools.map(p => p.close().catch(() => {}))), grace])
+  clearTimeout(timer)
+  await Promise.all(pools.map(p => {
+    const pool = p as Pool
+    return pool.closed && !pool.destroyed ? pool.destroy().catch(() => {}) : undefined
+  }))
+}
+
+/**
  * An upstream may answer before it has read the whole request body (a 413 for an
  * upload too large, a 401 before the upload) and then close the connection, as
  * RFC 9112 §9.6 allows. Our next body write then fails (EPIPE, or ECONNRESET once

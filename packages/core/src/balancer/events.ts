@@ -1,0 +1,48 @@
+import { EventEmitter } from 'node:events'
+import type { WaitResult } from '../forward/admission.js'
+import type { RemapEvent } from '../model/remap.js'
+import type { OutcomeKind, UpstreamInfo } from '../model/types.js'
+import type { Upstream } from '../model/upstream.js'
+import type { PanicInfo } from './membership.js'
+import type { PressureInfo } from './pressure.js'
+
+export type BalancerEvent = 'down' | 'up' | 'added' | 'removed' | 'drained' | 'draining' | 'undrained' | 'weight'
+export type BalancerListener = (upstream: UpstreamInfo, reason: string) => void
+export type RemapListener = (remap: RemapEvent) => void
+export type PanicListener = (info: PanicInfo) => void
+/** 'discovery-error': the source failed or sent a list that was refused; the membership stays as it was. */
+export type DiscoveryErrorListener = (err: Error) => void
+/** 'slow-start': an upstream's ramp began, went up a step, or ended (`effectiveWeight` === `upstream.weight`). */
+export type SlowStartListener = (upstream: UpstreamInfo, effectiveWeight: number) => void
+/** 'pressure': a bounded table evicted entries before their time (at most once a minute per table). */
+export type PressureListener = (info: PressureInfo) => void
+/** Called once per attempt as it ends; `seconds` from dispatch to the end of the response. */
+export type OutcomeListener = (upstream: Upstream, kind: OutcomeKind, seconds: number) => void
+/** Called as each wait in an upstream's queue ends: how long, and how it ended. */
+export type QueueWaitListener = (upstream: Upstream, seconds: number, result: WaitResult) => void
+
+type AnyEvent = BalancerEvent | 'panic' | 'calm' | 'remap' | 'discovery-error' | 'slow-start' | 'pressure'
+type AnyListener = BalancerListener | PanicListener | RemapListener | DiscoveryErrorListener | SlowStartListener | PressureListener
+
+/** The balancer's events, typed: what each event's listener gets. */
+export class BalancerEmitter extends EventEmitter {
+  override on (event: 'panic' | 'calm', listener: PanicListener): this
+  override on (event: 'remap', listener: RemapListener): this
+  override on (event: 'discovery-error', listener: DiscoveryErrorListener): this
+  override on (event: 'slow-start', listener: SlowStartListener): this
+  override on (event: 'pressure', listener: PressureListener): this
+  override on (event: BalancerEvent, listener: BalancerListener): this
+  override on (event: AnyEvent, listener: AnyListener): this {
+    return super.on(event, listener)
+  }
+
+  override once (event: 'panic' | 'calm', listener: PanicListener): this
+  override once (event: 'remap', listener: RemapListener): this
+  override once (event: 'discovery-error', listener: DiscoveryErrorListener): this
+  override once (event: 'slow-start', listener: SlowStartListener): this
+  override once (event: 'pressure', listener: PressureListener): this
+  override once (event: BalancerEvent, listener: BalancerListener): this
+  override once (event: AnyEvent, listener: AnyListener): this {
+    return super.once(event, listener)
+  }
+}

@@ -6,6 +6,7 @@
  */
 import net from 'node:net'
 import fc from 'fast-check'
+import { createHmac } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { murmur3, normalizeIp, type RouteRequest } from '@affinity/core'
 import { compileKey, hmacSha256, ipHashOf, murmur3Bytes as coreMurmur3Bytes, queryParam, TOKEN_LENGTH, TokenCodec } from '@affinity/core/internal'
@@ -437,6 +438,22 @@ t.test('the token codec\'s PRF is HMAC-SHA256 (cookie/token.ts hmacSha256)', asy
     [aa131, Buffer.from('This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.'), '9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2'],
   ]
   for (const [i, [key, data, want]] of vectors.entries()) t.equal(mac(key, data), want, `RFC 4231 test case ${i < 4 ? i + 1 : i + 2}`)
+})
+
+t.test('the PRF agrees with node:crypto createHmac on any key and message, call after call', async t => {
+  holds(t, 'hmacSha256(key, m) = createHmac(key).update(m)', fc.property(
+    fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 300 }),
+    (key, data) => hmacSha256(key, data).equals(createHmac('sha256', key).update(data).digest()),
+  ), 500)
+  // The codec reuses one instance per secret: a second verification must not see the first's bytes.
+  const codec = new TokenCodec(['a-secret-of-thirty-two-characters!!'])
+  holds(t, 'tokens issued one after another verify one after another', fc.property(
+    fc.array(fc.tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: 2 ** 31 })), { minLength: 1, maxLength: 20 }),
+    (items) => {
+      const tokens = items.map(([tag, expires]) => [tag.toString(16).padStart(16, '0'), expires, codec.issue(tag.toString(16).padStart(16, '0'), expires)] as const)
+      return tokens.every(([tag, expires, token]) => { const v = codec.verify(token); return v !== undefined && v.tag === tag && v.expires === expires })
+    },
+  ), 200)
 })
 
 t.test('ipHashOf: murmur3 of the masked address bytes, agreeing with normalizeIp', async t => {

@@ -19,20 +19,13 @@ import type { Strategy } from '../strategies/strategy.js'
 import { kBalancer } from './brand.js'
 import { balancerConfig, drainIdleMs, type BalancerConfig, type BalancerOptions } from './config.js'
 import { Drains, type DrainOptions } from './drain.js'
-import { Membership, upstreamOf, type Changed, type PreviewChange } from './membership.js'
+import { Membership, upstreamOf, type PreviewChange } from './membership.js'
 import { SlowStart } from './slow-start.js'
 import { SourceSync } from './source-sync.js'
 import { Pressure } from './pressure.js'
 import { balancerStats } from './stats.js'
 import { Books } from './books.js'
-import { BalancerEmitter, type BalancerEvent, type OutcomeListener, type QueueWaitListener } from './events.js'
-
-export type { BalancerOptions } from './config.js'
-export type { PanicInfo, PreviewChange } from './membership.js'
-export type { DrainOptions } from './drain.js'
-export type { PressureInfo, PressureTable } from './pressure.js'
-export type { WaitResult } from '../forward/admission.js'
-export type { BalancerEvent, BalancerListener, DiscoveryErrorListener, OutcomeListener, PanicListener, PressureListener, QueueWaitListener, RemapListener, SlowStartListener } from './events.js'
+import { BalancerEmitter, type OutcomeListener, type QueueWaitListener } from './events.js'
 
 /** Each strategy instance keeps per-balancer tables, so it can serve one balancer only. */
 const boundStrategies = new WeakSet<Strategy>()
@@ -85,7 +78,7 @@ export class Balancer extends BalancerEmitter {
     this.#slowStart = new SlowStart(config.slowStartMs, (steps) => {
       if (this.#closed) return
       this.#membership.reweighed()
-      for (const [u, factor] of steps) this.#rampStep(u, factor === 1)
+      for (const [u, factor] of steps) this.rampStep(u, this.members, factor === 1)
     })
     this.#membership = new Membership(config.strategy, config.panicThreshold, config.upstreams.map(n => upstreamOf(n, config)), () => this.listenerCount('remap') > 0, () => this.#slowStart.factors())
     this.#drains = new Drains((u, why) => this.emit('drained', u.info(), why))
@@ -112,7 +105,7 @@ export class Balancer extends BalancerEmitter {
       create: (n) => upstreamOf(n, config),
       admitted: (u) => this.#active?.start(u),
       retired: (u) => this.#retire(u),
-      announce: (changed, events, reason) => this.#announce(changed, events, reason),
+      announce: (changed, events, reason) => this.announce(changed, events, reason, this.members),
       failed: (err) => this.emit('discovery-error', err),
     })
   }
@@ -141,7 +134,7 @@ export class Balancer extends BalancerEmitter {
     this.#slowStart.start(u)
     const changed = this.#membership.add(u)
     this.#active?.start(u)
-    this.#announce(changed, [['added', u]])
+    this.announce(changed, [['added', u]], undefined, this.members)
     return u.info()
   }
 
@@ -155,7 +148,7 @@ export class Balancer extends BalancerEmitter {
     if (this.#sync !== undefined) throw new AffinityError('AFFINITY_ERR_SOURCE_MANAGED', 'remove()')
     const changed = this.#membership.remove(u)
     this.#retire(u)
-    this.#announce(changed, [['removed', u]])
+    this.announce(changed, [['removed', u]], undefined, this.members)
     this.#drains.check(u)
   }
 
@@ -341,27 +334,9 @@ export class Balancer extends BalancerEmitter {
     const after = changed.changes[0]!.to
     // Nobody waits for an upstream that went down: its queue picks again.
     if (after === 'down') this.#admission.moveAway(u)
-    this.#announce(changed, after === 'down' ? [['down', u]] : recovers ? [['up', u]] : [], reason)
+    this.announce(changed, after === 'down' ? [['down', u]] : recovers ? [['up', u]] : [], reason, this.members)
   }
 
-  /**
-   * Emits what a change produced: panic/calm first, then the upstream events (each
-   * with `reason`, by default the event's name), then the remap, then the first
-   * step of any slow start it began.
-   */
-  #announce (changed: Changed, events: ReadonlyArray<[BalancerEvent, Upstream]>, reason?: string): void {
-    if (changed.panic !== undefined) this.emit(changed.panic ? 'panic' : 'calm', changed.info)
-    for (const [event, u] of events) this.emit(event, u.info(), reason ?? event)
-    if (changed.remap !== undefined) this.emit('remap', changed.remap)
-    for (const [event, u] of events) if (event === 'added' || event === 'up') this.#rampStep(u)
-  }
-
-  /** A 'slow-start' event for `u` while it ramps, and the one that ends its ramp (`done`). */
-  #rampStep (u: Upstream, done = false): void {
-    if (u.removed || this.listenerCount('slow-start') === 0) return
-    const w = this.members.weightOf(u)
-    if (done || w < u.weight) this.emit('slow-start', u.info(), w)
-  }
 }
 
 Object.defineProperty(Balancer.prototype, kBalancer, { value: true })

@@ -3,7 +3,8 @@ import type { WaitResult } from '../forward/admission.js'
 import type { RemapEvent } from '../model/remap.js'
 import type { OutcomeKind, UpstreamInfo } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
-import type { PanicInfo } from './membership.js'
+import type { Members } from '../model/members.js'
+import type { Changed, PanicInfo } from './membership.js'
 import type { PressureInfo } from './pressure.js'
 
 export type BalancerEvent = 'down' | 'up' | 'added' | 'removed' | 'drained' | 'draining' | 'undrained' | 'weight'
@@ -44,5 +45,24 @@ export class BalancerEmitter extends EventEmitter {
   override once (event: BalancerEvent, listener: BalancerListener): this
   override once (event: AnyEvent, listener: AnyListener): this {
     return super.once(event, listener)
+  }
+
+  /**
+   * Emits what a change produced: panic/calm first, then the upstream events (each
+   * with `reason`, by default the event's name), then the remap, then the first
+   * step of any slow start it began.
+   */
+  protected announce (changed: Changed, events: ReadonlyArray<[BalancerEvent, Upstream]>, reason: string | undefined, members: Members): void {
+    if (changed.panic !== undefined) this.emit(changed.panic ? 'panic' : 'calm', changed.info)
+    for (const [event, u] of events) this.emit(event, u.info(), reason ?? event)
+    if (changed.remap !== undefined) this.emit('remap', changed.remap)
+    for (const [event, u] of events) if (event === 'added' || event === 'up') this.rampStep(u, members)
+  }
+
+  /** A 'slow-start' event for `u` while it ramps, and the one that ends its ramp (`done`). */
+  protected rampStep (u: Upstream, members: Members, done = false): void {
+    if (u.removed || this.listenerCount('slow-start') === 0) return
+    const w = members.weightOf(u)
+    if (done || w < u.weight) this.emit('slow-start', u.info(), w)
   }
 }

@@ -1,4 +1,5 @@
-import { createHmac, createSecretKey, hkdfSync, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto'
+import { HmacSha256 } from './hmac.js'
 
 /** 2: keys derived with HKDF (1, in 0.1.0, derived them with a bare HMAC: such cookies are re-pinned once). */
 const VERSION = 2
@@ -35,20 +36,20 @@ export interface VerifiedToken {
  *   §5.3.4 truncation). A changed masked tag unmasks to a random 64-bit value that
  *   names a real upstream with probability N/2^64, so the upstream is authenticated by
  *   redundancy; pads never repeat because the 72-bit nonce does not.
- * - One HMAC per verification (node:crypto's createHmac; `npm run bench:strategies`,
- *   cookie-cold, measures a verification), and the strategy caches verified tokens,
- *   so a returning user costs a Map lookup.
+ * - One HMAC per verification (hmac.ts: RFC 2104 over node:crypto's one-shot hash();
+ *   `npm run bench:strategies`, "stickyCookie verify, cold", measures a verification),
+ *   and the strategy caches verified tokens, so a returning user costs a Map lookup.
  * Keys are derived per purpose from each secret with HKDF (RFC 5869), so the raw
  * secret keys nothing directly.
  */
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 
 export class TokenCodec {
-  readonly #mac: KeyObject[]
-  readonly #tag: KeyObject[]
+  readonly #mac: HmacSha256[]
+  readonly #tag: Buffer[]
 
   constructor (secrets: readonly string[]) {
-    this.#mac = secrets.map(s => derive(s, 'affinity cookie mac v2'))
+    this.#mac = secrets.map(s => new HmacSha256(derive(s, 'affinity cookie mac v2'), HEADER))
     this.#tag = secrets.map(s => derive(s, 'affinity upstream tag v2'))
   }
 
@@ -58,7 +59,7 @@ export class TokenCodec {
 
   /** The upstream's tag under secret `i`, as a Map key (hex). Computed on membership changes only. */
   tag (i: number, upstreamId: string): string {
-    return hmacSha256(this.#tag[i]!, Buffer.from(upstreamId)).subarray(0, TAG).toString('hex')
+    return createHmac('sha256', this.#tag[i]!).update(upstreamId).digest().subarray(0, TAG).toString('hex')
   }
 
   /** A fresh token for `tag` (hex, under secret 0) expiring at `expires` (unix seconds, 0 = session). */
@@ -93,15 +94,15 @@ export class TokenCodec {
     return undefined
   }
 
-  /** The PRF of the token's header under secret `s`'s MAC key. */
+  /** The PRF of the token's header under secret `s`'s MAC key (a buffer reused by the next call). */
   #prf (s: number, token: Buffer): Buffer {
-    return hmacSha256(this.#mac[s]!, token.subarray(0, HEADER))
+    return this.#mac[s]!.digest(token.subarray(0, HEADER))
   }
 }
 
-/** The codec's PRF: HMAC-SHA256 (RFC 2104), from node:crypto; the tests hold it to RFC 4231's vectors. */
-export function hmacSha256 (key: KeyObject | Uint8Array, data: Uint8Array): Buffer {
-  return createHmac('sha256', key).update(data).digest()
+/** The codec's PRF (hmac.ts) as a function, for the tests that hold it to RFC 4231's vectors. */
+export function hmacSha256 (key: Uint8Array, data: Uint8Array): Buffer {
+  return Buffer.from(new HmacSha256(key, data.length).digest(data))
 }
 
 /**
@@ -122,6 +123,6 @@ function nonce (into: Buffer, offset: number, length: number): void {
 }
 
 /** A 256-bit key for one purpose (RFC 5869: extract with a fixed salt, expand with the purpose as info). */
-function derive (secret: string, purpose: string): KeyObject {
-  return createSecretKey(Buffer.from(hkdfSync('sha256', secret, 'affinity', purpose, 32)))
+function derive (secret: string, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, 'affinity', purpose, 32))
 }

@@ -1,4 +1,5 @@
-import type { Balancer, BalancerEvent, BalancerListener, DiscoveryErrorListener, PanicListener, PressureListener } from '../balancer/balancer.js'
+import type { Balancer } from '../balancer/balancer.js'
+import type { BalancerEvent, BalancerListener, DiscoveryErrorListener, PanicListener, PressureListener } from '../balancer/events.js'
 
 /**
  * What Affinity writes its log lines to: pino's `(obj, msg)` methods, so Fastify's

@@ -1,5 +1,6 @@
 import type * as PromClient from 'prom-client'
-import type { Balancer, OutcomeListener, QueueWaitListener } from '../balancer/balancer.js'
+import type { Balancer } from '../balancer/balancer.js'
+import type { OutcomeListener, QueueWaitListener } from '../balancer/events.js'
 import { isBalancer } from '../balancer/brand.js'
 import { AffinityError, invalidOption } from '../errors.js'
 import { knownKeys, optionsObject } from '../options.js'

@@ -300,8 +300,8 @@ export class Balancer extends BalancerEmitter {
    */
   #pick (choice: Choice): PickResult {
     const req = choice.request
-    const aside = this.#admission.aside(req.headers.upgrade !== undefined)
-    return pickWithRoom(this.strategy, req, choice, aside)
+    const aside = this.#admission.aside(req)
+    return aside === undefined ? this.strategy.pick(req, choice) : pickWithRoom(this.strategy, req, choice, aside)
   }
 
   #get (id: string): Upstream {

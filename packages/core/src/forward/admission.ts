@@ -1,4 +1,4 @@
-import type { OutcomeKind } from '../model/types.js'
+import type { OutcomeKind, RouteRequest } from '../model/types.js'
 import type { Upstream } from '../model/upstream.js'
 import type { Waiter } from '../model/wait-queue.js'
 
@@ -73,9 +73,13 @@ export class Admission {
     this.#report = report
   }
 
-  /** What a pick should set aside: undefined (nothing) in the common case, so picks pay nothing. */
-  aside (upgrade: boolean): ReadonlySet<Upstream> | undefined {
-    const set = upgrade ? this.socketsFull : this.full
+  /**
+   * What a pick for `req` should set aside: undefined (nothing) in the common case,
+   * decided on two set sizes before the request is looked at, so picks pay nothing.
+   */
+  aside (req: RouteRequest): ReadonlySet<Upstream> | undefined {
+    if (this.full.size === 0 && this.socketsFull.size === 0) return undefined
+    const set = req.headers.upgrade !== undefined ? this.socketsFull : this.full
     return set.size === 0 ? undefined : set
   }
 

@@ -51,6 +51,28 @@ const req = () => ({ method: 'GET', url: '/', headers: {}, ip: '10.0.0.1', cooki
 
 // ───────────────────────────── 1. cost ─────────────────────────────
 
+
+/**
+ * CPU ns per iteration of `loop(iterations)`: ≥ 0.3 s of warm-up, then ROUNDS rounds
+ * sized to ≈ ROUND_NS each, the median. CPU time, not wall time: on a shared machine a
+ * process loses whole time slices to others, which wall time would charge to the picks.
+ */
+function cpuNsPerOp (loop) {
+  const t0 = process.hrtime.bigint()
+  let warm = 0
+  while (Number(process.hrtime.bigint() - t0) < 300e6) { loop(10_000); warm += 10_000 }
+  const perOp = Number(process.hrtime.bigint() - t0) / warm
+  const iterations = Math.max(20_000, Math.min(3_000_000, Math.round(ROUND_NS / perOp)))
+  const samples = []
+  for (let k = 0; k < ROUNDS; k++) {
+    const c0 = process.cpuUsage()
+    loop(iterations)
+    const c = process.cpuUsage(c0)
+    samples.push((c.user + c.system) * 1000 / iterations)
+  }
+  return median(samples)
+}
+
 /** One case in this process: ns per choose() for N upstreams, idle or loaded (random in-flight 0–15). */
 async function costCase (variant, n, loaded) {
   const v = VARIANTS.find(x => x.name === variant)
@@ -63,22 +85,9 @@ async function costCase (variant, n, loaded) {
     for (let i = 0; i < iterations; i++) if (balancer.choose(reqs[i & 1023]).upstream === undefined) misses++
     return misses
   }
-  let t0 = process.hrtime.bigint()
-  let warm = 0
-  while (Number(process.hrtime.bigint() - t0) < 300e6) { loop(10_000); warm += 10_000 }
-  const perOp = Number(process.hrtime.bigint() - t0) / warm
-  const iterations = Math.max(20_000, Math.min(3_000_000, Math.round(ROUND_NS / perOp)))
-  // CPU time, not wall time: on a shared machine a process loses whole time slices
-  // to others, which wall time would charge to the picks.
-  const samples = []
-  for (let k = 0; k < ROUNDS; k++) {
-    const c0 = process.cpuUsage()
-    loop(iterations)
-    const c = process.cpuUsage(c0)
-    samples.push((c.user + c.system) * 1000 / iterations)
-  }
+  const cost = cpuNsPerOp(loop)
   await balancer.close()
-  return median(samples)
+  return cost
 }
 
 /** One aside case in this process: ns per strategy.pick(), loaded upstreams, with `aside` undefined or one upstream in it. */
@@ -91,18 +100,7 @@ async function asideCase (variant, n, withAside) {
   const aside = withAside ? new Set([ups[0]]) : undefined
   const rq = req()
   const loop = (iterations) => { let misses = 0; for (let i = 0; i < iterations; i++) if (strategy.pick(rq, new Choice(rq), aside) === undefined) misses++; return misses }
-  let t0 = process.hrtime.bigint()
-  let warm = 0
-  while (Number(process.hrtime.bigint() - t0) < 300e6) { loop(10_000); warm += 10_000 }
-  const iterations = Math.max(20_000, Math.min(3_000_000, Math.round(ROUND_NS / (Number(process.hrtime.bigint() - t0) / warm))))
-  const samples = []
-  for (let k = 0; k < ROUNDS; k++) {
-    const c0 = process.cpuUsage()
-    loop(iterations)
-    const c = process.cpuUsage(c0)
-    samples.push((c.user + c.system) * 1000 / iterations)
-  }
-  return median(samples)
+  return cpuNsPerOp(loop)
 }
 
 async function aside () {

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { EventEmitter, once } from 'node:events'
+import { forkHelper } from './forked.js'
 import type { Test } from 'tap'
 import type { UpstreamInfo } from '@affinity/core'
 
@@ -43,25 +44,11 @@ let seq = 0
  * --conditions=@affinity/source), so it runs the sources.
  */
 export async function forkControlBalancer (t: Test, opts: { redisPort: number, name: string, id: string, upstreams: Array<{ id: string, url: string }> }): Promise<ForkedControlBalancer> {
-  const child = fork(new URL('./control-balancer.ts', import.meta.url), {
-    env: { ...process.env, REDIS_PORT: String(opts.redisPort), NAME: opts.name, ID: opts.id, UPSTREAMS: JSON.stringify(opts.upstreams) },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  const { child, exited, kill, close } = forkHelper(t, new URL('./control-balancer.ts', import.meta.url), {
+    REDIS_PORT: String(opts.redisPort), NAME: opts.name, ID: opts.id, UPSTREAMS: JSON.stringify(opts.upstreams),
   })
   const messages = new EventEmitter()
   child.on('message', (m) => messages.emit('message', m))
-  const exited = once(child, 'exit')
-  const gone = (): boolean => child.exitCode !== null || child.signalCode !== null
-  const kill = async (): Promise<void> => {
-    if (!gone()) child.kill('SIGKILL')
-    await exited
-  }
-  const close = async (): Promise<void> => {
-    if (gone()) return
-    if (child.connected) child.send('close')
-    else child.kill('SIGKILL')
-    await exited
-  }
-  t.teardown(close)
   const next = (match: (m: ChildMessage) => boolean, guardMs = 90_000): Promise<ChildMessage> => new Promise((resolve, reject) => {
     const timer = setTimeout(() => { messages.off('message', listener); reject(new Error(`${opts.id}: no matching message within ${guardMs} ms`)) }, guardMs)
     const listener = (m: ChildMessage): void => {

@@ -1,4 +1,4 @@
-import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import os from 'node:os'
@@ -8,6 +8,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import affinity from '@affinity/fastify'
 import { createBalancer, stickyIp, type Balancer } from '@affinity/core'
 import { redisStore, type RedisStickStore, type RedisStoreOptions, type RedisStoreStats } from '@affinity/redis'
+import { forkHelper } from './forked.js'
 import { findBinary, withService } from './services.js'
 
 /** The `redis-server` binary on PATH, if any. */
@@ -184,23 +185,9 @@ export interface ForkedBalancer {
  * this process.
  */
 export async function forkBalancer (t: Test, redisPort: number, upstreams: Array<{ id: string, url: string }>): Promise<ForkedBalancer> {
-  const child = fork(new URL('./redis-balancer.ts', import.meta.url), {
-    env: { ...process.env, REDIS_PORT: String(redisPort), UPSTREAMS: JSON.stringify(upstreams) },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  const { child, kill, close } = forkHelper(t, new URL('./redis-balancer.ts', import.meta.url), {
+    REDIS_PORT: String(redisPort), UPSTREAMS: JSON.stringify(upstreams),
   })
-  const exited = once(child, 'exit')
-  const gone = (): boolean => child.exitCode !== null || child.signalCode !== null
-  const kill = async (): Promise<void> => {
-    if (!gone()) child.kill('SIGKILL')
-    await exited
-  }
-  const close = async (): Promise<void> => {
-    if (gone()) return
-    if (child.connected) child.send('close')
-    else child.kill('SIGKILL')
-    await exited
-  }
-  t.teardown(close)
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error('the balancer process did not start within 60 s')); void kill() }, 60_000)
     child.once('message', (m: { port: number }) => { clearTimeout(timer); resolve(m.port) })

@@ -37,8 +37,11 @@ t.test('the n-th ejection in a row lasts n × cooldownMs, capped; ejections deca
   ups[0]!.failStatus = 500
   await until(() => spans.length >= 3, 5000, 'three ejections')
   t.same(planned, [150, 300, 350], 'ejections last 150, 300, then 350 ms (the cap)')
-  // Timers never fire early: each ejection really kept S1 out at least that long.
-  spans.forEach((span, i) => t.ok(span >= planned[i]! - 2, `ejection ${i + 1} lasted ${span} ms`))
+  // Each ejection really kept S1 out about that long. Not to the millisecond: the
+  // ejection's timer counts from the event loop's cached time (libuv updates it once
+  // per loop iteration), which on a loaded core can be several ms before this
+  // listener reads the clock (seen: 145 ms for 150 under taskset -c 0).
+  spans.forEach((span, i) => t.ok(span >= planned[i]! - 20, `ejection ${i + 1} lasted ${span} ms`))
   t.equal(balancer.list()[0]!.ejections, 3)
 
   // Healthy for more than two cooldown periods (traffic keeps flowing): two ejections forgiven.
@@ -48,7 +51,8 @@ t.test('the n-th ejection in a row lasts n × cooldownMs, capped; ejections deca
   const healthyFor = Date.now() - lastUp
   const left = balancer.list()[0]!.ejections
   const expected = Math.max(0, 3 - Math.floor(healthyFor / 150))
-  t.ok(left === expected || left === expected + 1, `one ejection forgiven per 150 ms healthy: ${left} left after ${healthyFor} ms (expected ${expected})`)
+  // ±1: this clock and the balancer's differ by the loop-time lag described above.
+  t.ok(Math.abs(left - expected) <= 1, `one ejection forgiven per 150 ms healthy: ${left} left after ${healthyFor} ms (expected ${expected})`)
   t.ok(left < 3, 'ejections forgiven while healthy')
   ups[0]!.failStatus = 500
   await until(() => spans.length >= 4, 3000, 'a fourth ejection')

@@ -78,7 +78,7 @@ export class Balancer extends BalancerEmitter {
     this.#slowStart = new SlowStart(config.slowStartMs, (steps) => {
       if (this.#closed) return
       this.#membership.reweighed()
-      for (const [u, factor] of steps) this.rampStep(u, this.members, factor === 1)
+      for (const [u, factor] of steps) this.rampStep(u, factor === 1)
     })
     this.#membership = new Membership(config.strategy, config.panicThreshold, config.upstreams.map(n => upstreamOf(n, config)), () => this.listenerCount('remap') > 0, () => this.#slowStart.factors())
     this.#drains = new Drains((u, why) => this.emit('drained', u.info(), why))
@@ -105,7 +105,7 @@ export class Balancer extends BalancerEmitter {
       create: (n) => upstreamOf(n, config),
       admitted: (u) => this.#active?.start(u),
       retired: (u) => this.#retire(u),
-      announce: (changed, events, reason) => this.announce(changed, events, reason, this.members),
+      announce: (changed, events, reason) => this.announce(changed, events, reason),
       failed: (err) => this.emit('discovery-error', err),
     })
   }
@@ -134,7 +134,7 @@ export class Balancer extends BalancerEmitter {
     this.#slowStart.start(u)
     const changed = this.#membership.add(u)
     this.#active?.start(u)
-    this.announce(changed, [['added', u]], undefined, this.members)
+    this.announce(changed, [['added', u]])
     return u.info()
   }
 
@@ -148,7 +148,7 @@ export class Balancer extends BalancerEmitter {
     if (this.#sync !== undefined) throw new AffinityError('AFFINITY_ERR_SOURCE_MANAGED', 'remove()')
     const changed = this.#membership.remove(u)
     this.#retire(u)
-    this.announce(changed, [['removed', u]], undefined, this.members)
+    this.announce(changed, [['removed', u]])
     this.#drains.check(u)
   }
 
@@ -334,9 +334,8 @@ export class Balancer extends BalancerEmitter {
     const after = changed.changes[0]!.to
     // Nobody waits for an upstream that went down: its queue picks again.
     if (after === 'down') this.#admission.moveAway(u)
-    this.announce(changed, after === 'down' ? [['down', u]] : recovers ? [['up', u]] : [], reason, this.members)
+    this.announce(changed, after === 'down' ? [['down', u]] : recovers ? [['up', u]] : [], reason)
   }
-
 }
 
 Object.defineProperty(Balancer.prototype, kBalancer, { value: true })

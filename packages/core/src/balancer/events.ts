@@ -25,8 +25,11 @@ export type QueueWaitListener = (upstream: Upstream, seconds: number, result: Wa
 type AnyEvent = BalancerEvent | 'panic' | 'calm' | 'remap' | 'discovery-error' | 'slow-start' | 'pressure'
 type AnyListener = BalancerListener | PanicListener | RemapListener | DiscoveryErrorListener | SlowStartListener | PressureListener
 
-/** The balancer's events, typed: what each event's listener gets. */
-export class BalancerEmitter extends EventEmitter {
+/** The balancer's events, typed: what each event's listener gets, and the order a change announces them in. */
+export abstract class BalancerEmitter extends EventEmitter {
+  /** The current membership snapshot (the slow-start events read effective weights from it). */
+  abstract get members (): Members
+
   override on (event: 'panic' | 'calm', listener: PanicListener): this
   override on (event: 'remap', listener: RemapListener): this
   override on (event: 'discovery-error', listener: DiscoveryErrorListener): this
@@ -52,17 +55,17 @@ export class BalancerEmitter extends EventEmitter {
    * with `reason`, by default the event's name), then the remap, then the first
    * step of any slow start it began.
    */
-  protected announce (changed: Changed, events: ReadonlyArray<[BalancerEvent, Upstream]>, reason: string | undefined, members: Members): void {
+  protected announce (changed: Changed, events: ReadonlyArray<[BalancerEvent, Upstream]>, reason?: string): void {
     if (changed.panic !== undefined) this.emit(changed.panic ? 'panic' : 'calm', changed.info)
     for (const [event, u] of events) this.emit(event, u.info(), reason ?? event)
     if (changed.remap !== undefined) this.emit('remap', changed.remap)
-    for (const [event, u] of events) if (event === 'added' || event === 'up') this.rampStep(u, members)
+    for (const [event, u] of events) if (event === 'added' || event === 'up') this.rampStep(u)
   }
 
   /** A 'slow-start' event for `u` while it ramps, and the one that ends its ramp (`done`). */
-  protected rampStep (u: Upstream, members: Members, done = false): void {
+  protected rampStep (u: Upstream, done = false): void {
     if (u.removed || this.listenerCount('slow-start') === 0) return
-    const w = members.weightOf(u)
+    const w = this.members.weightOf(u)
     if (done || w < u.weight) this.emit('slow-start', u.info(), w)
   }
 }

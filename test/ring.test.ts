@@ -249,3 +249,51 @@ t.test('two consistentHash instances agree whatever path led to the same members
   }
   t.equal(same, 5000, 'every one of 5,000 keys goes to the same upstream id')
 })
+
+/** A deadline that passes after `n` looks: slices of a known size, the same on any machine. */
+function after (n: number): () => boolean {
+  let left = n
+  return () => --left < 0
+}
+
+t.test('a ring applied in slices answers with a member that takes keys at every slice, and ends as one built from scratch', async t => {
+  /** Whether `ring` sends every probe to an upstream of `fleet` that is eligible there (or nowhere, when none of those has a point yet). */
+  const live = (ring: Ring<Member>, fleet: Fleet, hashes: readonly number[]): string | undefined => {
+    if (ring.size === 0) return undefined
+    const takes = (code: number): boolean => { const u = ring.owners[code]; return u !== undefined && fleet.get(u.id)?.eligible === true }
+    let anyLive = false
+    for (let k = 0, p = ring.slot(0); k < ring.size; k++, p = ring.next(p)) if (takes(ring.owner(p))) anyLive = true
+    for (const h of hashes) {
+      const r = ring.resolved(ring.slot(h))
+      if (r === -1 ? anyLive : !takes(r >> 1)) return `hash ${h} → ${r === -1 ? 'none' : ring.owners[r >> 1]?.id ?? `left code ${r >> 1}`}`
+    }
+    return undefined
+  }
+  // A step's work is left unfinished when its `rest` is false: the next change then arrives mid-move.
+  const stepArb = fc.record({ ops: fc.array(opArb, { minLength: 1, maxLength: 4 }), slice: fc.integer({ min: 0, max: 6 }), rest: fc.boolean() })
+  holds(t, 'random changes (1–300 points per unit of weight), each applied a few points at a time, some cut short by the next change', fc.property(
+    fc.integer({ min: 1, max: 300 }), fc.array(stepArb, { minLength: 1, maxLength: 20 }), hashesArb,
+    (vnodes, steps, hashes) => {
+      const fleet: Fleet = new Map()
+      const ring = new Ring<Member>(vnodes, 0)
+      for (const [n, { ops, slice, rest }] of steps.entries()) {
+        for (const op of ops) apply(fleet, op)
+        const { all, eligible } = membership(fleet)
+        let more = ring.sync(all, eligible, true)
+        for (let k = 0; more && (rest || k < 2); k++) {
+          const problem = live(ring, fleet, hashes)
+          if (problem !== undefined) throw new Error(`step ${n}, slice ${k}: ${problem}`)
+          more = ring.work(after(slice))
+        }
+        const problem = live(ring, fleet, hashes)
+        if (problem !== undefined) throw new Error(`step ${n}, its last slice: ${problem}`)
+      }
+      const { all, eligible } = membership(fleet)
+      ring.work()
+      if (ring.busy) throw new Error('busy after work()')
+      const problem = differs(ring, model(all, eligible, vnodes), hashes)
+      if (problem !== undefined) throw new Error(`settled: ${problem}`)
+      return true
+    },
+  ), 200)
+})

@@ -52,13 +52,14 @@ export abstract class BalancerEmitter extends EventEmitter {
 
   /**
    * Emits what a change produced: panic/calm first, then the upstream events (each
-   * with `reason`, by default the event's name), then the remap, then the first
+   * with `reason`, by default the event's name), then the remap (at fleet scale a hash strategy's comes once the change is applied, a few ms later), then the first
    * step of any slow start it began.
    */
   protected announce (changed: Changed, events: ReadonlyArray<[BalancerEvent, Upstream]>, reason?: string): void {
     if (changed.panic !== undefined) this.emit(changed.panic ? 'panic' : 'calm', changed.info)
     for (const [event, u] of events) this.emit(event, u.info(), reason ?? event)
     if (changed.remap !== undefined) this.emit('remap', changed.remap)
+    else if (changed.remapLater !== undefined) void changed.remapLater.then(r => this.emit('remap', r))
     for (const [event, u] of events) if (event === 'added' || event === 'up') this.rampStep(u)
   }
 

@@ -26,6 +26,8 @@ export interface Changed {
   changes: StateChange[]
   /** Who moves, when someone listens for 'remap' (asked before the strategy updates). */
   remap: RemapEvent | undefined
+  /** The same, when the strategy applies the change in slices and tells who moved after them (Strategy.remapLater). */
+  remapLater?: Promise<RemapEvent>
   /** Panic mode switched on (true) or off (false) with this change. */
   panic: boolean | undefined
   info: PanicInfo
@@ -193,13 +195,18 @@ export class Membership {
     const wasPanic = this.#members.panic
     const before = this.#members
     this.#members = this.snapshot(this.#upstreams.values(), ++this.#version)
-    const remap = changes.length > 0 && this.#wantsRemap()
-      ? { ...this.remapOf(before, this.#members), change: { ...changes[0]! }, changes: changes.map(c => ({ ...c })) }
-      : undefined
+    let remap: RemapEvent | undefined
+    let remapLater: Promise<RemapEvent> | undefined
+    if (changes.length > 0 && this.#wantsRemap()) {
+      const what = { change: { ...changes[0]! }, changes: changes.map(c => ({ ...c })) }
+      const later = this.#strategy.remapLater?.(before, this.#members)
+      if (later !== undefined) remapLater = later.then(r => ({ ...r, ...what }))
+      else remap = { ...this.remapOf(before, this.#members), ...what }
+    }
     this.#strategy.update(this.#members)
     const candidates = this.#members.all.filter(u => !u.draining)
     const info: PanicInfo = { up: candidates.filter(u => u.state === 'up').length, total: candidates.length, threshold: this.#panicThreshold }
-    return { changes, remap, panic: this.#members.panic === wasPanic ? undefined : this.#members.panic, info }
+    return { changes, remap, remapLater, panic: this.#members.panic === wasPanic ? undefined : this.#members.panic, info }
   }
 
   #record (u: Upstream, from: StateChange['from'], to: StateChange['to'], reason: string): StateChange {

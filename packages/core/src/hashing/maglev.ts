@@ -1,5 +1,6 @@
 import { murmur3 } from './murmur3.js'
 import type { HashTable } from './table.js'
+import { NEVER, type Deadline } from './deadline.js'
 
 /** Envoy's default and the paper's §5.3 choice: a prime, ≥ 100 × N for N ≤ 655. */
 export const DEFAULT_MAGLEV_SIZE = 65537
@@ -19,6 +20,15 @@ const SKIP_SEED = 0x65762121 // "ev!!"
 export class Maglev implements HashTable {
   readonly size: number
   readonly owner: Int32Array
+  /** Each upstream's next slot in its permutation, its step, and the turns it has had (by weight). */
+  readonly #at: Int32Array
+  readonly #skip: Int32Array
+  readonly #target: Float64Array
+  readonly #weights: readonly number[]
+  readonly #maxWeight: number
+  #iteration = 1
+  #next = 0
+  #filled = 0
 
   /**
    * Called once per membership change (not per health change: table.ts resolveEligible
@@ -26,30 +36,53 @@ export class Maglev implements HashTable {
    * Each upstream's permutation is walked by adding `skip` and wrapping once
    * (offset + j × skip mod M, one step at a time: the same slots the formula gives,
    * without a float modulo per probe), which makes a 65,537-entry table for 1,000
-   * upstreams ≈ 3 ms instead of ≈ 15 (`npm run bench:membership`, maglev).
+   * upstreams ≈ 3.5 ms instead of ≈ 15 (bench/strategies.js, build). Filled here
+   * until `deadline`, the rest by `fill` (ConsistentHash does it in slices at fleet
+   * scale: hashing/maglev-tables.ts).
    */
-  constructor (ids: readonly string[], weights: readonly number[], size: number) {
+  constructor (ids: readonly string[], weights: readonly number[], size: number, deadline: Deadline = NEVER) {
     const m = size
     this.size = m
-    const owner = new Int32Array(m).fill(-1)
-    this.owner = owner
+    this.owner = new Int32Array(m).fill(-1)
     const n = ids.length
-    if (n === 0) return
     // Positions and steps are < m ≤ 5,000,011, so `c + step` stays well inside int32.
-    const at = new Int32Array(n)
-    const skip = new Int32Array(n)
-    const target = new Float64Array(n)
+    this.#at = new Int32Array(n)
+    this.#skip = new Int32Array(n)
+    this.#target = new Float64Array(n)
+    this.#weights = weights
     let maxWeight = 0
     for (let i = 0; i < n; i++) {
-      at[i] = murmur3(ids[i]!, OFFSET_SEED) % m
-      skip[i] = (murmur3(ids[i]!, SKIP_SEED) % (m - 1)) + 1
+      this.#at[i] = murmur3(ids[i]!, OFFSET_SEED) % m
+      this.#skip[i] = (murmur3(ids[i]!, SKIP_SEED) % (m - 1)) + 1
       if (weights[i]! > maxWeight) maxWeight = weights[i]!
     }
-    let filled = 0
-    for (let iteration = 1; filled < m; iteration++) {
-      for (let i = 0; i < n && filled < m; i++) {
-        if (iteration * weights[i]! < target[i]!) continue
-        target[i]! += maxWeight
+    this.#maxWeight = maxWeight
+    if (n === 0) this.#filled = m
+    else this.fill(deadline)
+  }
+
+  /** Goes on filling, in turns as the paper's Pseudocode 1, until the table is whole (true) or `deadline` (false). */
+  fill (deadline: Deadline = NEVER): boolean {
+    const m = this.size
+    const owner = this.owner
+    const at = this.#at
+    const skip = this.#skip
+    const target = this.#target
+    const weights = this.#weights
+    const n = weights.length
+    let filled = this.#filled
+    let i = this.#next
+    while (filled < m) {
+      if (i === n) {
+        i = 0
+        this.#iteration++
+        // One look at the clock per round of turns (≤ n slots): a few µs of work.
+        this.#filled = filled
+        this.#next = 0
+        if (deadline()) return false
+      }
+      if (this.#iteration * weights[i]! >= target[i]!) {
+        target[i]! += this.#maxWeight
         const step = skip[i]!
         let c = at[i]!
         while (owner[c] !== -1) {
@@ -61,7 +94,11 @@ export class Maglev implements HashTable {
         at[i] = c >= m ? c - m : c
         filled++
       }
+      i++
     }
+    this.#filled = filled
+    this.#next = i
+    return true
   }
 
   slot (hash: number): number {

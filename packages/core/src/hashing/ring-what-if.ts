@@ -1,5 +1,6 @@
 import { sortByPoint } from './radix.js'
-import { idBytes, pointCounts, pointOf, type Ring, type RingMember } from './ring.js'
+import { idBytes, pointCounts, pointOf, type RingMember } from './ring-points.js'
+import type { Ring } from './ring.js'
 
 /** Packs (point, owner code) into one float64 set key: 2^32 × 2^20 < 2^53 keeps it exact. */
 const PACK = 1048576

@@ -1,34 +1,11 @@
-import { murmur3Bytes } from './murmur3.js'
 import { bitsFor } from './bucket-sizing.js'
+import { NEVER, type Deadline } from './deadline.js'
 import { PointStore } from './point-store.js'
 import { sortByPoint } from './radix.js'
+import { idBytes, pointCounts, pointOf, type RingMember } from './ring-points.js'
 import { becameEligible, becameIneligible, insertEntry, removeEntry } from './successors.js'
 
-const MAX_POINTS = 1 << 22
-const utf8 = new TextEncoder()
 const EMPTY = new Uint8Array(0)
-
-/**
- * Seed j's point of an upstream: murmur3(id, j) (murmur3.ts), computed over the
- * id's UTF-8 bytes encoded once per upstream: ≈ 5× faster than re-encoding the
- * string for each of its thousands of seeds, and the same value.
- */
-/**
- * Points per unit of weight. A node's share of the ring is a sum of V random arcs,
- * so its spread shrinks as 1/√V: 3,000 keeps the busiest upstream's key-space share
- * under 1.05× the mean at N = 10 and near 1.06× at N = 100 (bench/strategies.js),
- * where nginx's 160 points measure 1.13–1.26. A point costs 12 bytes, ≈ 13.4 with
- * the room its bucket keeps to grow (1,000 upstreams; bench/strategies.js, build).
- */
-export const DEFAULT_VNODES = 3000
-export function pointOf (bytes: Uint8Array, seed: number): number {
-  return murmur3Bytes(bytes, bytes.length, seed)
-}
-
-/** An id's UTF-8 bytes, as murmur3 hashes them (lone surrogates as U+FFFD, like TextEncoder). */
-export function idBytes (id: string): Uint8Array {
-  return utf8.encode(id)
-}
 
 /**
  * Whether 2^bits buckets no longer suit `size` points: outside 0.5 to 4 points a
@@ -40,25 +17,24 @@ function relayout (bits: number, size: number): boolean {
   return want < bits - 1 || (want > bits + 1 && bits < 16)
 }
 
-/** What the ring needs of an upstream. */
-export interface RingMember {
-  readonly id: string
-  readonly weight: number
-}
+/** Points moved between two looks at the deadline. */
+const STEP = 64
 
 /**
- * Points per upstream, in `all`'s order: round(vnodes × weight), at least 1. Past
- * MAX_POINTS (large weights × many upstreams) every count is scaled down alike, as
- * Envoy's maximum_ring_size does; below it a count depends only on its own weight.
- * The sum runs in `all`'s order (sorted by id), so every instance rounds alike.
+ * Rings smaller than this apply a change within the call: at 3,000 points per
+ * upstream that is ≈ 350 upstreams, where a change costs a few ms (p99 ≤ 5 ms at
+ * 100 upstreams, `npm run bench:membership`); from this size on, in slices.
  */
-export function pointCounts (all: readonly RingMember[], vnodes: number): Int32Array {
-  let wanted = 0
-  for (const u of all) wanted += vnodes * u.weight
-  const scale = wanted > MAX_POINTS ? MAX_POINTS / wanted : 1
-  const counts = new Int32Array(all.length)
-  for (let i = 0; i < all.length; i++) counts[i] = Math.max(1, Math.round(vnodes * all[i]!.weight * scale))
-  return counts
+export const SLICE_FROM = 1 << 20
+
+/** One upstream's points going in or out, in ascending order, `at` of them done. */
+interface Move {
+  readonly code: number
+  readonly points: Uint32Array
+  readonly insert: boolean
+  /** The upstream's count once every point has moved. */
+  readonly to: number
+  at: number
 }
 
 /**
@@ -76,23 +52,44 @@ export function pointCounts (all: readonly RingMember[], vnodes: number): Int32A
  * draining rewrites only the successors that change (successors.ts). Owners are
  * small integer codes that stay put while the upstream stays, so nothing is
  * renumbered when another one comes or goes.
+ *
+ * At fleet scale (SLICE_FROM points and up) that difference is applied in slices:
+ * `sync` does what fits before its deadline and `work` the rest, on later turns of
+ * the event loop, so no change blocks it for long (3,000 points an upstream at
+ * 1,000 upstreams: ≈ 3 ms of moves per change; `npm run bench:membership`). The
+ * ring answers correctly meanwhile: an upstream that left or went down is skipped
+ * at once (`resolved` checks the membership as synced, and walks on past it), an
+ * upstream added or back up takes its keys as its points go in. The answers are
+ * those of a ring built from scratch once the work is done.
  */
 export class Ring<T extends RingMember> {
   readonly #vnodes: number
+  readonly #sliceFrom: number
   readonly #store: PointStore
-  /** Per owner code: id ('' when free), points held, eligibility, the member itself. */
+  /** Per owner code, as applied: id ('' when free), points held, eligibility, UTF-8 id. */
   readonly #ids: string[] = []
   readonly #bytes: Uint8Array[] = []
   readonly #counts: number[] = []
   #eligible = new Uint8Array(64)
+  /** Per owner code, as synced: the member (undefined once it left), points wanted, whether it takes keys. */
   readonly #owners: Array<T | undefined> = []
+  readonly #wanted: number[] = []
+  #live = new Uint8Array(64)
   readonly #codeOf = new Map<string, number>()
   readonly #freeCodes: number[] = []
   /** Entries whose owner is eligible: removing the last one empties every successor. */
   #eligibleEntries = 0
+  /** Codes whose applied state may differ from the synced one, in the order to apply them; `work` is at #cursor. */
+  #dirty: number[] = []
+  #cursor = 0
+  #move: Move | undefined
+  /** Work remains: picks check the synced membership (`resolved`). */
+  #busy = false
 
-  constructor (vnodes: number) {
+  /** `sliceFrom`: the ring size (points) from which a change may be applied in slices. */
+  constructor (vnodes: number, sliceFrom = SLICE_FROM) {
     this.#vnodes = vnodes
+    this.#sliceFrom = sliceFrom
     const ids = this.#ids
     this.#store = new PointStore((a, b) => ids[a]! < ids[b]!)
   }
@@ -102,7 +99,7 @@ export class Ring<T extends RingMember> {
     return this.#store.size
   }
 
-  /** The member of each owner code (`resolved(pos) >> 1`); holes where a code is free. */
+  /** The member of each owner code (`resolved(pos) >> 1`); holes where a code is free or its upstream left. */
   get owners (): ReadonlyArray<T | undefined> {
     return this.#owners
   }
@@ -117,6 +114,11 @@ export class Ring<T extends RingMember> {
     return this.#ids.length
   }
 
+  /** Whether a change is still being applied (`work` continues it). */
+  get busy (): boolean {
+    return this.#busy
+  }
+
   /** The position of the first entry at or after `hash` (wrapping). Only when size > 0. */
   slot (hash: number): number {
     return this.#store.slot(hash)
@@ -126,9 +128,21 @@ export class Ring<T extends RingMember> {
     return this.#store.next(pos)
   }
 
-  /** First eligible owner at or after `pos`: code × 2 + (successor ? 1 : 0), or -1 (successors.ts). */
+  /**
+   * First eligible owner at or after `pos`: code × 2 + (successor ? 1 : 0), or -1
+   * (successors.ts). While a change is being applied, an owner that left or went
+   * down is passed over here, walking on to the first entry of one that takes keys
+   * (its arcs only: the other entries' codes are right).
+   */
   resolved (pos: number): number {
-    return this.#store.resolved(pos)
+    const r = this.#store.resolved(pos)
+    if (!this.#busy || (r !== -1 && this.#live[r >> 1] === 1)) return r
+    const store = this.#store
+    for (let k = 0, p = pos; k < store.size; k++, p = store.next(p)) {
+      const o = store.owner(p)
+      if (this.#live[o] === 1) return o * 2 + (p === pos ? 0 : 1)
+    }
+    return -1
   }
 
   point (pos: number): number {
@@ -158,9 +172,11 @@ export class Ring<T extends RingMember> {
    * health change (ConsistentHash.update); the result equals a ring built from
    * scratch for `all`. Costs O(|all|) plus, per point that comes or goes, its
    * bucket; a change of more than half the points is rebuilt instead (the
-   * balancer's first membership, mass changes), in O(points).
+   * balancer's first membership, mass changes), in O(points), within the call.
+   * With `later`, on a ring of `sliceFrom` points or more, only takes the change
+   * in and returns true: `work` applies it, in slices. Otherwise it is applied here.
    */
-  sync (all: readonly T[], eligible: Uint8Array): void {
+  sync (all: readonly T[], eligible: Uint8Array, later = false): boolean {
     const counts = pointCounts(all, this.#vnodes)
     const codes = new Int32Array(all.length)
     const present = new Uint8Array(this.#ids.length)
@@ -182,44 +198,70 @@ export class Ring<T extends RingMember> {
       }
     })
     if (changed * 2 > this.#store.size) {
+      this.#move = undefined
+      this.#dirty = []
+      this.#cursor = 0
       this.#rebuild(all, counts, codes, leaving, eligible)
-    } else {
-      // Health first, on the entries as they are; then removals, resizes, additions.
-      const down: number[] = []
-      const up: number[] = []
-      all.forEach((u, i) => {
-        const code = codes[i]!
-        if (code !== -1 && this.#eligible[code] !== eligible[i]) (eligible[i] === 1 ? up : down).push(code)
-      })
-      if (down.length > 0) this.#setEligible(down, false)
-      if (up.length > 0) this.#setEligible(up, true)
-      for (const code of leaving) {
-        this.#resize(code, 0)
-        this.#freeCode(code)
-      }
-      all.forEach((u, i) => {
-        if (codes[i] !== -1) this.#resize(codes[i]!, counts[i]!)
-        else {
-          const code = this.#newCode(u.id, eligible[i] === 1)
-          codes[i] = code
-          this.#resize(code, counts[i]!)
-        }
-      })
-      // The bucket count follows the size (below 2^16 buckets), within a band so that
-      // an upstream coming and going at a boundary does not lay the ring out each time;
-      // a pool eight times what it holds (the fleet shrank to an eighth) is compacted.
-      // Both are O(size) copies, no sort, and rare (bits change only below 2^17 points).
-      const size = this.#store.size
-      if (relayout(this.#store.bits, size) || (this.#store.capacity > 8 * size && this.#store.capacity > 1 << 19)) {
-        const e = this.#store.export()
-        this.#store.load(e.points, e.owners, e.resolved, size, bitsFor(size))
-      }
+      this.#busy = false
+      return false
     }
-    all.forEach((u, i) => { this.#owners[codes[i]!] = u })
+    // What takes keys first (ups, additions, growth), then what gives them up; a
+    // member that left or went down is skipped by `resolved` from now on anyway.
+    const first: number[] = []
+    const then: number[] = []
+    all.forEach((u, i) => {
+      let code = codes[i]!
+      if (code === -1) code = codes[i] = this.#newCode(u.id, eligible[i] === 1)
+      this.#owners[code] = u
+      this.#wanted[code] = counts[i]!
+      this.#live[code] = eligible[i]!
+      const held = this.#counts[code]!
+      if (this.#eligible[code] !== eligible[i] || held !== counts[i] || this.#move?.code === code) {
+        (eligible[i] === 1 && (this.#eligible[code] === 0 || counts[i]! > held) ? first : then).push(code)
+      }
+    })
+    for (const code of leaving) {
+      this.#owners[code] = undefined
+      this.#wanted[code] = 0
+      this.#live[code] = 0
+      then.push(code)
+    }
+    this.#dirty = first.concat(then)
+    this.#cursor = 0
+    this.#busy = true
+    return later && this.#store.size >= this.#sliceFrom ? true : this.work()
+  }
+
+  /**
+   * Applies what `sync` left, until `deadline`, having made some progress first
+   * (a code's eligibility, or STEP points); returns true when work remains.
+   */
+  work (deadline: Deadline = NEVER): boolean {
+    if (!this.#busy) return false
+    for (let first = true; ; first = false) {
+      if (this.#move !== undefined && !this.#moveOn(deadline)) return true
+      if (this.#cursor === this.#dirty.length) break
+      if (!first && deadline()) return true
+      this.#plan(this.#dirty[this.#cursor++]!)
+    }
+    this.#dirty = []
+    this.#cursor = 0
+    this.#busy = false
+    // The bucket count follows the size (below 2^16 buckets), within a band so that
+    // an upstream coming and going at a boundary does not lay the ring out each time;
+    // a pool eight times what it holds (the fleet shrank to an eighth) is compacted.
+    // Both are O(size) copies, no sort, and rare (bits change only below 2^17 points).
+    const size = this.#store.size
+    if (relayout(this.#store.bits, size) || (this.#store.capacity > 8 * size && this.#store.capacity > 1 << 19)) {
+      const e = this.#store.export()
+      this.#store.load(e.points, e.owners, e.resolved, size, bitsFor(size))
+    }
+    return false
   }
 
   /** Every entry in ring order: points, owner ids, resolved owner ids and whether each is a successor (tests, benchmarks). */
   snapshot (): { points: Uint32Array, owners: string[], resolved: Array<string | undefined>, successor: boolean[] } {
+    this.work()
     const e = this.#store.export()
     return {
       points: e.points,
@@ -241,8 +283,9 @@ export class Ring<T extends RingMember> {
     all.forEach((u, i) => {
       const code = codes[i] !== -1 ? codes[i]! : this.#newCode(u.id, false)
       codes[i] = code
-      this.#counts[code] = counts[i]!
-      this.#eligible[code] = eligible[i]!
+      this.#owners[code] = u
+      this.#counts[code] = this.#wanted[code] = counts[i]!
+      this.#eligible[code] = this.#live[code] = eligible[i]!
       if (eligible[i] === 1) this.#eligibleEntries += counts[i]!
       const bytes = this.#bytes[code]!
       for (let j = 0; j < counts[i]!; j++) {
@@ -255,25 +298,48 @@ export class Ring<T extends RingMember> {
   }
 
   /**
-   * Seeds [held, count) in, or [count, held) out. The points go in ascending order,
-   * so consecutive ones land in neighbouring buckets: the directory and the regions
-   * are walked front to back instead of at random (≈ 2× faster at 3 M points).
+   * The next step for one code towards its synced state: its eligibility first
+   * (all its entries at once: successors.ts keeps every entry right between such
+   * steps), then a Move of its points in or out, or freeing the code once its
+   * upstream left and its points are gone.
    */
-  #resize (code: number, count: number): void {
+  #plan (code: number): void {
+    const want = this.#wanted[code]!
     const held = this.#counts[code]!
-    if (count === held) return
-    const points = this.#points(code, Math.min(held, count), Math.max(held, count))
+    if (want > 0 && this.#eligible[code] !== this.#live[code]) this.#setEligible([code], this.#live[code] === 1)
+    if (held !== want) {
+      // Seeds [held, want) in, or [want, held) out. In ascending order, consecutive
+      // points land in neighbouring buckets: the directory and the regions are walked
+      // front to back instead of at random (≈ 2× faster at 3 M points).
+      this.#move = { code, points: this.#points(code, Math.min(held, want), Math.max(held, want)), insert: want > held, to: want, at: 0 }
+    } else if (want === 0 && this.#ids[code] !== '') {
+      this.#freeCode(code)
+    }
+  }
+
+  /** Moves points of the current Move until it is done (true) or the deadline (false). */
+  #moveOn (deadline: Deadline): boolean {
+    const m = this.#move!
+    const { code, points } = m
     const eligible = this.#eligible
     const store = this.#store
-    if (count > held) {
-      for (const p of points) this.#eligibleEntries += insertEntry(store, eligible, p, code)
-    } else {
-      for (const p of points) {
-        const last = eligible[code] === 1 && this.#eligibleEntries === 1
-        this.#eligibleEntries -= removeEntry(store, eligible, store.find(p, code), last)
+    while (m.at < points.length) {
+      const stop = Math.min(points.length, m.at + STEP)
+      if (m.insert) {
+        for (; m.at < stop; m.at++) this.#eligibleEntries += insertEntry(store, eligible, points[m.at]!, code)
+      } else {
+        for (; m.at < stop; m.at++) {
+          const last = eligible[code] === 1 && this.#eligibleEntries === 1
+          this.#eligibleEntries -= removeEntry(store, eligible, store.find(points[m.at]!, code), last)
+        }
       }
+      if (m.at < points.length && deadline()) return false
     }
-    this.#counts[code] = count
+    this.#counts[code] = m.to
+    this.#move = undefined
+    if (m.to === 0 && this.#wanted[code] === 0) this.#freeCode(code)
+    else if (this.#counts[code] !== this.#wanted[code] || this.#eligible[code] !== this.#live[code]) this.#dirty.push(code)
+    return true
   }
 
   /** The points of seeds [from, to) of an owner, sorted. */
@@ -322,14 +388,13 @@ export class Ring<T extends RingMember> {
   #newCode (id: string, eligible: boolean): number {
     const code = this.#freeCodes.pop() ?? this.#ids.length
     if (code >= this.#eligible.length) {
-      const grown = new Uint8Array(this.#eligible.length * 2)
-      grown.set(this.#eligible)
-      this.#eligible = grown
+      this.#eligible = grown(this.#eligible)
+      this.#live = grown(this.#live)
     }
     this.#ids[code] = id
     this.#bytes[code] = idBytes(id)
-    this.#counts[code] = 0
-    this.#eligible[code] = eligible ? 1 : 0
+    this.#counts[code] = this.#wanted[code] = 0
+    this.#eligible[code] = this.#live[code] = eligible ? 1 : 0
     this.#codeOf.set(id, code)
     return code
   }
@@ -339,9 +404,15 @@ export class Ring<T extends RingMember> {
     this.#codeOf.delete(this.#ids[code]!)
     this.#ids[code] = ''
     this.#bytes[code] = EMPTY
-    this.#counts[code] = 0
-    this.#eligible[code] = 0
+    this.#counts[code] = this.#wanted[code] = 0
+    this.#eligible[code] = this.#live[code] = 0
     this.#owners[code] = undefined
     this.#freeCodes.push(code)
   }
+}
+
+function grown (flags: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  const to = new Uint8Array(flags.length * 2)
+  to.set(flags)
+  return to
 }

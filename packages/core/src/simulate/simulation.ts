@@ -103,6 +103,8 @@ async function run (balancer: Balancer, population: Population, hold: boolean, u
     if (scenario === undefined) return { ids, before }
     for (const id of scenario.remove) balancer.remove(id)
     for (const u of scenario.add) balancer.add(toOptions(u))
+    // At fleet scale a hash strategy applies the change over a few turns: compare the settled placement.
+    await balancer.strategy.settled?.()
     const after = await pass(balancer, session, population.size, index, hold)
     return { ids, before, after }
   } finally {

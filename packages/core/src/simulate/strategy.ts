@@ -7,7 +7,7 @@ import { stickyCookie } from '../strategies/sticky-cookie.js'
 import { stickyIp } from '../strategies/sticky-ip.js'
 import type { Strategy } from '../strategies/strategy.js'
 import { DEFAULT_MAGLEV_SIZE } from '../hashing/maglev.js'
-import { DEFAULT_VNODES } from '../hashing/ring.js'
+import { DEFAULT_VNODES } from '../hashing/ring-points.js'
 import { cookieUsers, headerUsers, ipClients, sequentialRequests, USER_HEADER, type Population } from './population.js'
 import { thousands } from '../render/format.js'
 

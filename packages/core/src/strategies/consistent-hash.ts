@@ -1,12 +1,15 @@
 import { invalidOption } from '../errors.js'
 import { finiteNumber, knownKeys, oneOf, wholeNumber } from '../options.js'
 import { boundedWalk } from '../hashing/bounded-loads.js'
-import { DEFAULT_MAGLEV_SIZE, isPrime, Maglev, nextPrime } from '../hashing/maglev.js'
+import { within, type Deadline } from '../hashing/deadline.js'
+import { DEFAULT_MAGLEV_SIZE, isPrime } from '../hashing/maglev.js'
+import { MAGLEV_SLICE_FROM, MaglevTables } from '../hashing/maglev-tables.js'
 import { murmur3 } from '../hashing/murmur3.js'
-import { DEFAULT_VNODES, Ring } from '../hashing/ring.js'
+import { Ring, SLICE_FROM } from '../hashing/ring.js'
+import { DEFAULT_VNODES } from '../hashing/ring-points.js'
 import { sortByPoint } from '../hashing/radix.js'
 import { lookupIf } from '../hashing/ring-what-if.js'
-import { ResolvedTable, type Placement } from '../hashing/table.js'
+import type { Placement } from '../hashing/table.js'
 import { compileKey, type KeySpec } from '../keys/key-source.js'
 import type { Members } from '../model/members.js'
 import { FlowTally, type Remap } from '../model/remap.js'
@@ -38,31 +41,40 @@ export interface ConsistentHashOptions {
 export const KEY_SAMPLE = 4096
 
 /**
+ * How long (ms) a slice of a fleet-scale change runs before it yields to the event
+ * loop, plus at most one step (64 ring points, one round of Maglev turns, one
+ * upstream's eligibility): a change at 1,000 upstreams (≈ 3 ms of ring point moves,
+ * a 4–5 ms Maglev fill) takes one or two slices, with requests served between them
+ * (`npm run bench:membership`, its `slices` column).
+ */
+const SLICE_MS = 3
+
+/** Remaps owed for changes still being applied, at most (see update()). */
+const REMAPS_OWED = 8
+
+/**
  * Consistent hashing on a key taken from the request (cookie, header, query or a
  * function), with a ring (Karger 1997) or a Maglev table (NSDI 2016), and optional
  * bounded loads (Mirrokni, Thorup, Zadimoghaddam, "Consistent Hashing with Bounded
  * Loads", SODA 2018). Key extraction and key→upstream mapping are separate, as in
  * Envoy's hash_policy / load balancer split.
+ *
+ * At fleet scale a change is applied in slices of SLICE_MS on later turns of the
+ * event loop (the ring's point moves, a new Maglev table), so that no change blocks
+ * it for long; picks stay correct meanwhile (ring.ts, maglev-tables.ts), and a
+ * 'remap' event asked for such a change is computed once it is applied.
  */
 export class ConsistentHash implements Strategy {
   readonly name: string
   readonly #hashOf: (req: RouteRequest) => number
-  readonly #algorithm: 'ring' | 'maglev'
   readonly #vnodes: number
-  readonly #tableSize: number
   readonly #factor: number
   readonly #fallback: Strategy
   /** ring: kept up to date by update(), change by change (hashing/ring.ts). */
   readonly #ring: Ring<Upstream> | undefined
-  /** maglev: the table for the current ids and weights, and what it depends on. */
-  #signature = ''
-  #maglev: Maglev | undefined
-  /**
-   * What preview() built for a membership not yet applied (the Maglev table, and
-   * the snapshot it resolved it for): update() takes it over instead of redoing it.
-   */
-  #pending: { signature: string, table: Maglev, members?: Members, placement?: Placement<Upstream> } | undefined
-  /** What picks read: the ring itself, or the Maglev table resolved for the current health. */
+  /** maglev: the tables (hashing/maglev-tables.ts). */
+  readonly #maglev: MaglevTables | undefined
+  /** What picks read: the ring itself, or a Maglev table resolved for the current health. */
   #placement: Placement<Upstream> | undefined
   readonly #sample = new Uint32Array(KEY_SAMPLE)
   #sampleAt = 0
@@ -70,6 +82,10 @@ export class ConsistentHash implements Strategy {
   #sampleFull = false
   #eligibleWeight = 0
   #members: Members | undefined
+  /** Remaps asked of changes still being applied, in order; the next slice; who waits for the end. */
+  #remaps: Array<{ from: Members, to: Members, resolve: (r: Remap) => void }> = []
+  #slice: NodeJS.Immediate | undefined
+  #settled: Array<() => void> = []
 
   /**
    * `hashOf` maps a request to its key's 32-bit hash, or -1 when it has no key:
@@ -79,41 +95,104 @@ export class ConsistentHash implements Strategy {
   constructor (name: string, config: HashConfig, hashOf: KeyHasher) {
     this.name = name
     this.#hashOf = hashOf
-    this.#algorithm = config.algorithm
     this.#vnodes = config.vnodes
-    this.#tableSize = config.tableSize
     this.#factor = config.balanceFactor
     this.#fallback = config.fallback
-    this.#ring = this.#algorithm === 'ring' ? new Ring(this.#vnodes) : undefined
+    this.#ring = config.algorithm === 'ring' ? new Ring(this.#vnodes) : undefined
+    this.#maglev = config.algorithm === 'maglev' ? new MaglevTables(config.tableSize) : undefined
   }
 
   /**
    * On every membership or health change. The ring applies the difference from the
-   * previous snapshot (O(points that come or go), ≤ 10 ms at 1,000 upstreams:
-   * `npm run bench:membership`); a Maglev table depends only on ids and weights, so
-   * it is rebuilt on membership changes (≈ 3 ms at 1,000 upstreams) and only its
-   * successors are re-resolved on health changes.
+   * previous snapshot (O(points that come or go)); a Maglev table depends only on
+   * ids and weights, so it is rebuilt on membership changes (≈ 4 ms) and only its
+   * successors are re-resolved on health changes. At fleet scale both take the
+   * change in here and apply it in slices (`npm run bench:membership`).
    */
   update (members: Members): void {
+    // Remaps still owed are computed in later slices, whatever changed since (each
+    // compares two snapshots of its own); past REMAPS_OWED the oldest is done here,
+    // so changes that come faster than slices run hold a bounded number of snapshots.
+    while (this.#remaps.length > REMAPS_OWED) {
+      const job = this.#remaps.shift()!
+      job.resolve(this.preview(job.from, job.to))
+    }
     this.#fallback.update(members)
     this.#members = members
     if (this.#ring !== undefined) {
-      this.#ring.sync(members.all, members.eligibleMask)
+      this.#ring.sync(members.all, members.eligibleMask, true)
       this.#placement = this.#ring
     } else {
-      const signature = this.#pending?.members === members ? this.#pending.signature : signatureOf(members)
-      if (signature !== this.#signature || this.#maglev === undefined) {
-        this.#maglev = this.#maglevFor(signature, members)
-        this.#signature = signature
-      }
-      this.#placement = this.#pending?.members === members && this.#pending.table === this.#maglev
-        ? this.#pending.placement!
-        : new ResolvedTable(this.#maglev, members.eligibleMask, members.all)
+      this.#placement = this.#maglev!.update(members, this.#slices(members))
     }
-    this.#pending = undefined
+    if (this.#pendingWork()) this.#continue()
     // Bounded loads share capacity by effective weight (slow start), while the
     // ring and the table keep the configured one: a ramp moves no key.
     this.#eligibleWeight = members.eligibleWeights.reduce((s, w) => s + w, 0)
+  }
+
+  /**
+   * The 'remap' event of a change about to be applied (`from` → `to`), when it is
+   * applied in slices: computed after them, in a slice of its own. Undefined when the
+   * change is applied within the call: the balancer asks preview() right away.
+   */
+  remapLater (from: Members, to: Members): Promise<Remap> | undefined {
+    if (!this.#slices(to)) return undefined
+    return new Promise(resolve => this.#remaps.push({ from, to, resolve }))
+  }
+
+  /** Resolves once every change so far is applied and its remap computed (the simulator and tests compare settled placements). */
+  settled (): Promise<void> {
+    if (!this.#pendingWork()) return Promise.resolve()
+    return new Promise(resolve => { this.#settled.push(resolve); this.#continue() })
+  }
+
+  /** Whether a change to `members` is applied in slices: a ring of SLICE_FROM points, a table over MAGLEV_SLICE_FROM upstreams. */
+  #slices (members: Members): boolean {
+    return this.#ring !== undefined ? this.#ring.size >= SLICE_FROM : members.all.length >= MAGLEV_SLICE_FROM
+  }
+
+  #pendingWork (): boolean {
+    return this.#ring?.busy === true || this.#maglev?.busy === true || this.#remaps.length > 0
+  }
+
+  /** One slice of work, until `deadline`: the change first, then one remap. Returns whether work remains. */
+  #step (deadline: Deadline): boolean {
+    if (this.#ring?.busy === true && this.#ring.work(deadline)) return true
+    const maglev = this.#maglev
+    if (maglev?.busy === true) {
+      const placement = maglev.step(this.#members!, deadline)
+      if (placement !== undefined) this.#placement = placement
+    }
+    // A remap waits for its tables (Maglev fills them in the order of changes), not for the newest.
+    const job = this.#remaps[0]
+    if (job === undefined) return maglev?.busy === true
+    if (deadline() || (maglev?.busy === true && !(maglev.has(job.from) && maglev.has(job.to)))) return true
+    this.#remaps.shift()
+    job.resolve(this.preview(job.from, job.to))
+    return this.#remaps.length > 0 || maglev?.busy === true
+  }
+
+  /**
+   * The next slice, on the loop's next turn. Not unref'd: an unref'd immediate
+   * lets an idle loop sleep in poll until some other event (a 10 ms timer held
+   * every slice back to it), and the work left is a few ms at most.
+   */
+  #continue (): void {
+    if (this.#slice !== undefined) return
+    this.#slice = setImmediate(() => {
+      this.#slice = undefined
+      if (this.#step(within(SLICE_MS))) this.#continue()
+      else this.#done()
+    })
+  }
+
+  /** Wakes who awaits settled(), on the next turn: after the 'remap' events the last slice resolved. */
+  #done (): void {
+    if (this.#settled.length === 0) return
+    const waiting = this.#settled
+    this.#settled = []
+    setImmediate(() => { for (const resolve of waiting) resolve() })
   }
 
   /** `aside` (no capacity there) only steers requests without a key, through the fallback: a key waits for its own upstream. */
@@ -139,9 +218,11 @@ export class ConsistentHash implements Strategy {
    * upstream taking it over). The ring answers for a membership it does not hold
    * by walking its own points plus and minus the difference (ring-what-if.ts, no
    * second ring); a Maglev table `to` needs is built here and kept for the
-   * update() that follows.
+   * update() that follows. Both read the current change as applied: what is left
+   * of it is finished first.
    */
   preview (from: Members, to: Members): Remap {
+    this.#ring?.work()
     const tally = new FlowTally()
     // In ascending order, each distinct key once: duplicates sit side by side.
     const keys = this.#sample.slice(0, this.#sampleFull ? KEY_SAMPLE : this.#sampleAt)
@@ -168,8 +249,10 @@ export class ConsistentHash implements Strategy {
         moves(before === undefined ? live(pos) : from.all[before(hash, pos)], after === undefined ? live(pos) : to.all[after(hash, pos)])
       }
     } else {
-      const before = this.#maglevPlacement(from)
-      const after = this.#maglevPlacement(to)
+      // The live placement is the table's own once whole (while one fills, picks read an interim).
+      const maglev = this.#maglev!
+      const before = from === this.#members && !maglev.busy ? this.#placement! : maglev.whatIf(from)
+      const after = to === this.#members && !maglev.busy ? this.#placement! : maglev.whatIf(to)
       for (let i = 0; i < keys.length; i++) {
         const hash = keys[i]!
         if (i > 0 && hash === keys[i - 1]) continue
@@ -178,27 +261,6 @@ export class ConsistentHash implements Strategy {
       }
     }
     return tally.result('sampled', distinct)
-  }
-
-  /** The Maglev table for `members`, resolved: the live one, or one built (and kept for update()). */
-  #maglevPlacement (members: Members): Placement<Upstream> {
-    if (members === this.#members && this.#placement !== undefined) return this.#placement
-    const signature = signatureOf(members)
-    const table = signature === this.#signature && this.#maglev !== undefined ? this.#maglev : this.#maglevFor(signature, members)
-    const placement = new ResolvedTable(table, members.eligibleMask, members.all)
-    // The 'remap' event previews the snapshot the balancer then applies: keep its successors too.
-    if (this.#pending?.table === table) Object.assign(this.#pending, { members, placement })
-    else this.#pending = { signature, table, members, placement }
-    return placement
-  }
-
-  #maglevFor (signature: string, members: Members): Maglev {
-    if (this.#pending?.signature === signature) return this.#pending.table
-    const ids = members.all.map(u => u.id)
-    const weights = members.all.map(u => u.weight)
-    const table = new Maglev(ids, weights, Math.max(this.#tableSize, nextPrime(ids.length)))
-    this.#pending = { signature, table }
-    return table
   }
 
   /** The upstream for a key hash: its owner, else its first eligible successor. */
@@ -220,11 +282,6 @@ export class ConsistentHash implements Strategy {
     choice.reason = o !== first ? (choice.tried === undefined ? 'spill' : 'successor') : ((r & 1) === 0 ? 'hash' : 'successor')
     return owners[o]
   }
-}
-
-/** What a Maglev table depends on: ids and weights, in Members order. */
-function signatureOf (members: Members): string {
-  return members.all.map(u => `${u.id}\u0000${u.weight}`).join('\u0001')
 }
 
 /** A key's first eligible owner in a placement (bounded loads aside). */

@@ -47,6 +47,15 @@ export interface Strategy {
    * the side: the live tables are not touched. Absent: the strategy binds nobody.
    */
   preview? (from: Members, to: Members): Remap
+  /**
+   * Hash strategies at fleet scale apply a change in slices on later turns of the
+   * event loop (consistent-hash.ts): the 'remap' of such a change, asked just
+   * before `update(to)`, is then computed after it and delivered by this promise.
+   * Undefined: the change is applied within the call, and `preview` answers now.
+   */
+  remapLater? (from: Members, to: Members): Promise<Remap> | undefined
+  /** Resolves once every change so far is fully applied (the simulator compares settled placements). */
+  settled? (): Promise<void>
   close? (): void | Promise<void>
 }
 

@@ -1,0 +1,167 @@
+import type { Members } from '../model/members.js'
+import type { Upstream } from '../model/upstream.js'
+import { NEVER, NOW, type Deadline } from './deadline.js'
+import { Maglev, nextPrime } from './maglev.js'
+import { ResolvedTable, type Placement } from './table.js'
+
+/**
+ * From this many upstreams, a change that needs a new Maglev table fills it in
+ * slices on later turns of the event loop. Filling a 65,537-entry table takes
+ * ≈ 3–3.5 ms at any fleet size (its probes grow with the table, not the fleet;
+ * bench/strategies.js, build), which a change below this size spends within the
+ * call (p99 ≤ 7 ms at 100 upstreams, `npm run bench:membership`); at 1,000 the
+ * call would also carry a snapshot and a remap ten times as large.
+ */
+export const MAGLEV_SLICE_FROM = 256
+
+/** A Maglev table and what it was built from: ids and weights in Members order. */
+interface Built {
+  readonly signature: string
+  readonly ids: readonly string[]
+  readonly table: Maglev
+}
+
+/**
+ * Whole tables kept for what-ifs: a deferred remap compares the tables of two
+ * snapshots, and up to REMAPS_OWED (consistent-hash.ts) may wait for theirs.
+ * ≈ 256 KiB each at the default size.
+ */
+const KEEP = 10
+
+/**
+ * ConsistentHash's Maglev tables. A table depends only on ids and weights, so it
+ * is built on membership changes and only re-resolved on health changes. Kept:
+ * the table picks read, the last few whole ones (a deferred remap compares two of
+ * them), one a preview built for a membership about to be applied (the change
+ * then takes it over instead of building it again), and one being filled.
+ *
+ * While a table is being filled, picks read the current one, resolved for the
+ * newest snapshot (`interim`): an upstream that left or went down gives its
+ * entries to their successors at once, one that joined takes its share when its
+ * table replaces the current one. Tables are filled in the order of changes, one
+ * at a time: a change that needs a new table while one is being filled finishes
+ * that one first, within its call, so picks are never more than one table behind.
+ */
+export class MaglevTables {
+  readonly #tableSize: number
+  #current: Built | undefined
+  /** Whole tables, oldest first (the current one among them). */
+  readonly #kept: Built[] = []
+  #spare: { built: Built, members?: Members, placement?: Placement<Upstream> } | undefined
+  #filling: Built | undefined
+  readonly #signatures = new WeakMap<Members, string>()
+
+  constructor (tableSize: number) {
+    this.#tableSize = tableSize
+  }
+
+  /** A table is being filled (`step` goes on with it). */
+  get busy (): boolean {
+    return this.#filling !== undefined
+  }
+
+  /** Whether a whole table for `members` is at hand (whatIf builds none). */
+  has (members: Members): boolean {
+    return this.#find(this.#signatureOf(members)) !== undefined
+  }
+
+  /**
+   * What picks read for `members`, now. A new table is filled here, or (`slices`,
+   * and a table to serve from meanwhile) started and left to `step`.
+   */
+  update (members: Members, slices: boolean): Placement<Upstream> {
+    const spare = this.#spare
+    this.#spare = undefined
+    const signature = spare?.members === members ? spare.built.signature : this.#signatureOf(members)
+    if (this.#filling !== undefined && this.#filling.signature !== signature) {
+      this.#filling.table.fill(NEVER)
+      this.#adopt(this.#filling)
+      this.#filling = undefined
+    }
+    if (this.#current?.signature !== signature) {
+      const known = this.#find(signature) ?? (spare?.built.signature === signature ? spare.built : undefined)
+      if (known !== undefined) this.#adopt(known)
+      else if (slices && this.#current !== undefined) {
+        this.#filling ??= this.#build(signature, members, NOW)
+        return this.#interim(members)
+      } else this.#adopt(this.#build(signature, members, NEVER))
+    }
+    return spare?.members === members && spare.built === this.#current ? spare.placement! : this.#resolve(members)
+  }
+
+  /** Fills the table under way until `deadline`; once whole, what picks read for `members` (the snapshot it was started for). */
+  step (members: Members, deadline: Deadline): Placement<Upstream> | undefined {
+    const filling = this.#filling!
+    if (!filling.table.fill(deadline)) return undefined
+    this.#filling = undefined
+    this.#adopt(filling)
+    return this.#resolve(members)
+  }
+
+  /**
+   * A placement for `members` that is not applied (a preview, a deferred remap):
+   * from a table kept, or from one built here and kept for the update() that
+   * applies `members`.
+   */
+  whatIf (members: Members): Placement<Upstream> {
+    const signature = this.#signatureOf(members)
+    let built = this.#find(signature) ?? (this.#spare?.built.signature === signature ? this.#spare.built : undefined)
+    if (built === undefined) {
+      built = this.#build(signature, members, NEVER)
+      this.#spare = { built }
+    }
+    const placement = new ResolvedTable(built.table, members.eligibleMask, members.all)
+    // The 'remap' event previews the snapshot the balancer then applies: keep its successors too.
+    if (this.#spare?.built === built) this.#spare = { built, members, placement }
+    return placement
+  }
+
+  #find (signature: string): Built | undefined {
+    for (let i = this.#kept.length - 1; i >= 0; i--) if (this.#kept[i]!.signature === signature) return this.#kept[i]
+    return undefined
+  }
+
+  /** Signatures are asked several times of one snapshot (a change, its remap): O(N) strings, once. */
+  #signatureOf (members: Members): string {
+    let signature = this.#signatures.get(members)
+    if (signature === undefined) {
+      signature = signatureOf(members)
+      this.#signatures.set(members, signature)
+    }
+    return signature
+  }
+
+  #build (signature: string, members: Members, deadline: Deadline): Built {
+    const ids = members.all.map(u => u.id)
+    const weights = members.all.map(u => u.weight)
+    return { signature, ids, table: new Maglev(ids, weights, Math.max(this.#tableSize, nextPrime(ids.length)), deadline) }
+  }
+
+  #adopt (built: Built): void {
+    this.#current = built
+    if (!this.#kept.includes(built) && this.#kept.push(built) > KEEP) this.#kept.shift()
+  }
+
+  #resolve (members: Members): Placement<Upstream> {
+    return new ResolvedTable(this.#current!.table, members.eligibleMask, members.all)
+  }
+
+  /** The current table's entries, each owner looked up by id in `members`: gone or not eligible there, passed over. */
+  #interim (members: Members): Placement<Upstream> {
+    const { ids, table } = this.#current!
+    const owners = new Array<Upstream | undefined>(ids.length)
+    const eligible = new Uint8Array(ids.length)
+    ids.forEach((id, i) => {
+      const at = members.index.get(id)
+      if (at === undefined) return
+      owners[i] = members.all[at]
+      eligible[i] = members.eligibleMask[at]!
+    })
+    return new ResolvedTable(table, eligible, owners)
+  }
+}
+
+/** What a Maglev table depends on: ids and weights, in Members order. */
+function signatureOf (members: Members): string {
+  return members.all.map(u => `${u.id}\u0000${u.weight}`).join('\u0001')
+}

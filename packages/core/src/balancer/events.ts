@@ -52,7 +52,8 @@ export abstract class BalancerEmitter extends EventEmitter {
 
   /**
    * Emits what a change produced: panic/calm first, then the upstream events (each
-   * with `reason`, by default the event's name), then the remap (at fleet scale a hash strategy's comes once the change is applied, a few ms later), then the first
+   * with `reason`, by default the event's name), then the remap (at fleet scale, a
+   * hash strategy's once the change is applied: a few ms later), then the first
    * step of any slow start it began.
    */
   protected announce (changed: Changed, events: ReadonlyArray<[BalancerEvent, Upstream]>, reason?: string): void {

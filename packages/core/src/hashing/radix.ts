@@ -9,8 +9,20 @@
  * each loop stays monomorphic: ≈ 2× faster than one loop testing for the payload
  * (85 against 170 µs for 4,096 keys, measured with node on the built module).
  */
+/**
+ * Buffers reused by every sort of up to SCRATCH entries (a change's points, a
+ * remap's keys: several sorts per membership change at fleet scale), so those
+ * allocate nothing; larger sorts (a ring built whole) allocate their own rather
+ * than keep megabytes alive. Safe to share: a sort calls nothing that sorts.
+ */
+const SCRATCH = 1 << 16
+const scratchPoints = new Uint32Array(SCRATCH)
+const scratchPayload = new Int32Array(SCRATCH)
+const histogram = new Int32Array(1024)
+
 export function sortByPoint (points: Uint32Array, payload: Int32Array | undefined, n: number): void {
-  const start = new Int32Array(1024)
+  const start = histogram
+  start.fill(0)
   for (let k = 0; k < n; k++) {
     const p = points[k]!
     start[p & 255]!++
@@ -26,14 +38,14 @@ export function sortByPoint (points: Uint32Array, payload: Int32Array | undefine
     }
   }
   // Four passes, an even number: the sorted entries end up back in the arrays given.
-  const points2 = new Uint32Array(n)
+  const points2 = n <= SCRATCH ? scratchPoints.subarray(0, n) : new Uint32Array(n)
   if (payload === undefined) {
     scatter(points, points2, start, 0, n)
     scatter(points2, points, start, 8, n)
     scatter(points, points2, start, 16, n)
     scatter(points2, points, start, 24, n)
   } else {
-    const payload2 = new Int32Array(n)
+    const payload2 = n <= SCRATCH ? scratchPayload.subarray(0, n) : new Int32Array(n)
     scatterWith(points, points2, payload, payload2, start, 0, n)
     scatterWith(points2, points, payload2, payload, start, 8, n)
     scatterWith(points, points2, payload, payload2, start, 16, n)

@@ -379,7 +379,8 @@ export class Ring<T extends RingMember> {
       }
     }
     sortByPoint(points, owners, total)
-    const positions = Array.from(points, (p, k) => this.#store.find(p, owners[k]!))
+    const positions = new Int32Array(total)
+    for (let k = 0; k < total; k++) positions[k] = this.#store.find(points[k]!, owners[k]!)
     if (on) becameEligible(this.#store, this.#eligible, positions)
     else becameIneligible(this.#store, this.#eligible, positions)
   }

@@ -82,8 +82,9 @@ export function removeEntry (store: PointStore, eligible: Uint8Array, pos: numbe
  * them. Each run is rewritten once: its fill stops at the next eligible entry.
  * On entry only those entries and runs are wrong.
  */
-export function becameEligible (store: PointStore, eligible: Uint8Array, positions: readonly number[]): void {
-  for (const pos of positions) {
+export function becameEligible (store: PointStore, eligible: Uint8Array, positions: ArrayLike<number>): void {
+  for (let k = 0; k < positions.length; k++) {
+    const pos = positions[k]!
     const owner = store.owner(pos)
     store.setResolved(pos, owner * 2)
     fillBack(store, eligible, pos, owner * 2 + 1)
@@ -100,7 +101,7 @@ export function becameEligible (store: PointStore, eligible: Uint8Array, positio
  * that the first visit, so a run is mostly written once. No walk to the next
  * eligible entry: one step per entry, plus the runs.
  */
-export function becameIneligible (store: PointStore, eligible: Uint8Array, positions: readonly number[]): void {
+export function becameIneligible (store: PointStore, eligible: Uint8Array, positions: ArrayLike<number>): void {
   for (let k = positions.length - 1; k >= 0; k--) {
     const pos = positions[k]!
     const code = handedBack(store, eligible, store.next(pos))

@@ -77,6 +77,8 @@ export class ConsistentHash implements Strategy {
   /** What picks read: the ring itself, or a Maglev table resolved for the current health. */
   #placement: Placement<Upstream> | undefined
   readonly #sample = new Uint32Array(KEY_SAMPLE)
+  /** preview()'s sorted copy of the sample, reused. */
+  readonly #keys = new Uint32Array(KEY_SAMPLE)
   #sampleAt = 0
   /** Every entry of #sample written at least once (until then: those before #sampleAt). */
   #sampleFull = false
@@ -225,7 +227,9 @@ export class ConsistentHash implements Strategy {
     this.#ring?.work()
     const tally = new FlowTally()
     // In ascending order, each distinct key once: duplicates sit side by side.
-    const keys = this.#sample.slice(0, this.#sampleFull ? KEY_SAMPLE : this.#sampleAt)
+    const n = this.#sampleFull ? KEY_SAMPLE : this.#sampleAt
+    const keys = this.#keys.subarray(0, n)
+    keys.set(this.#sample.subarray(0, n))
     sortByPoint(keys, undefined, keys.length)
     let distinct = 0
     const moves = (before: Upstream | undefined, after: Upstream | undefined): void => {

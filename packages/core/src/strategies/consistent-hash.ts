@@ -44,7 +44,7 @@ export const KEY_SAMPLE = 4096
  * How long (ms) a slice of a fleet-scale change runs before it yields to the event
  * loop, plus at most one step (64 ring points, one round of Maglev turns, one
  * upstream's eligibility): a change at 1,000 upstreams (≈ 3 ms of ring point moves,
- * a 4–5 ms Maglev fill) takes one or two slices, with requests served between them
+ * a 3–4 ms Maglev fill) takes one or two slices, with requests served between them
  * (`npm run bench:membership`, its `slices` column).
  */
 const SLICE_MS = 3
@@ -107,7 +107,7 @@ export class ConsistentHash implements Strategy {
   /**
    * On every membership or health change. The ring applies the difference from the
    * previous snapshot (O(points that come or go)); a Maglev table depends only on
-   * ids and weights, so it is rebuilt on membership changes (≈ 4 ms) and only its
+   * ids and weights, so it is rebuilt on membership changes (≈ 3.5 ms) and only its
    * successors are re-resolved on health changes. At fleet scale both take the
    * change in here and apply it in slices (`npm run bench:membership`).
    */

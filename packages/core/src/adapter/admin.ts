@@ -125,14 +125,20 @@ async function drain (balancer: Balancer, id: string, req: AdminRequest): Promis
     done.catch(() => {})
     return json(202, { id, drained: false, upstream: info(balancer, id) })
   }
-  const outcome = await waitFor(done, timeoutMs, req.signal)
+  const outcome = await waitFor(done, started + timeoutMs, req.signal)
   const waitedMs = Math.round(performance.now() - started)
   if (outcome === 'drained') return json(200, { id, drained: true, waitedMs })
   return json(503, { id, drained: false, waitedMs })
 }
 
-/** 'drained', or 'timeout' after `ms` (or once `signal` aborts). */
-function waitFor (done: Promise<void>, ms: number, signal: AbortSignal | undefined): Promise<'drained' | 'timeout'> {
+/**
+ * 'drained', or 'timeout' once performance.now() reaches `deadline` (or once
+ * `signal` aborts). A timer counts from libuv's cached loop time, which can be a
+ * millisecond or more older than the clock read the deadline came from: one that
+ * fires early is re-armed for what is left, so the 503 never comes before
+ * timeoutMs (149 ms for 150 was seen under `taskset -c 0 npm test`).
+ */
+function waitFor (done: Promise<void>, deadline: number, signal: AbortSignal | undefined): Promise<'drained' | 'timeout'> {
   return new Promise(resolve => {
     const end = (outcome: 'drained' | 'timeout'): void => {
       clearTimeout(timer)
@@ -140,7 +146,12 @@ function waitFor (done: Promise<void>, ms: number, signal: AbortSignal | undefin
       resolve(outcome)
     }
     const abort = (): void => end('timeout')
-    const timer = setTimeout(abort, ms)
+    const expire = (): void => {
+      const left = deadline - performance.now()
+      if (left > 0) timer = setTimeout(expire, Math.ceil(left))
+      else abort()
+    }
+    let timer = setTimeout(expire, Math.ceil(deadline - performance.now()))
     signal?.addEventListener('abort', abort)
     if (signal?.aborted === true) abort()
     done.then(() => end('drained'), abort)

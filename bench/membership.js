@@ -37,8 +37,14 @@
 // 12 changes have warmed the code up; `warm-up`: the max of all of them), and
 // "≤ 10 ms" holds when the calls and the slices all stay within it ('after warm-up':
 // all but the first call, and the slices after the first 12 changes). The longest garbage
-// collection pause of the roll is reported beside them (PerformanceObserver 'gc'):
-// a pause lands in whatever runs at the time, a change call or a slice included.
+// collection pause of the roll is reported beside them (PerformanceObserver 'gc'), with
+// the longest of steady state: a pause lands in whatever runs at the time, a change call
+// or a slice included. So each call and each slice over 1 ms is also measured by its
+// own work: its time less the GC pauses within it (membership/gc-pauses.js);
+// "≤ 10 ms, own" checks those. With --pin (the default where `taskset` exists and
+// there are 2 cores or more) the main thread of this process gets the last core and
+// the children the others, so that a change's time does not count a wait for a core
+// the load generator holds; its V8 helper threads (concurrent marking) stay free.
 // The event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms timer) is reported for
 // steady state and for the roll: its max is the longest the loop was blocked by
 // anything. CPU per request is this process's CPU time (process.cpuUsage) over the
@@ -47,22 +53,23 @@
 // run (e.g. base=/tmp/base/packages/core/dist/index.js,new=@affinity/core): each case is
 // run for every build in turn, the order alternating from one case to the next.
 //
-// Usage: node bench/membership.js [--sizes 100,1000] [--strategies a,b] [--changes K]
+// Usage: node bench/membership.js [--sizes 100,1000] [--strategies a,b] [--changes K] [--no-pin]
 //          [--interval-ms 10] [--steady 3] [--warmup 1] [--connections 16] [--users 2000]
 //          [--servers 4] [--source K,…] [--core label=path,…] [--json] [--list]
 // Figures are printed, never asserted. The machine must be quiet for figures to quote.
-import { fork } from 'node:child_process'
+import { execFileSync, fork } from 'node:child_process'
 import { once } from 'node:events'
 import fs from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
-import { createHistogram, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
+import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { die as dieWith, list, parseArgs as parseWith } from './args.js'
 import { machine, machineLines } from './machine.js'
 import { runLoad } from './membership/load.js'
 import { report } from './membership/report.js'
+import { gcPauses } from './membership/gc-pauses.js'
 import { runUpstreams } from './membership/upstreams.js'
 import { round } from './numbers.js'
 import { makeUsers } from './proxy/users.js'
@@ -95,8 +102,8 @@ function parseArgs (argv) {
   const o = parseWith(argv, {
     script: 'bench/membership.js',
     help,
-    defaults: { sizes: [100, 1000], strategies: Object.keys(STRATEGIES), changes: undefined, intervalMs: 10, steady: 3, warmup: 1, connections: 16, users: 2000, servers: 4, source: [], cores: [{ label: 'built', path: '@affinity/core' }], json: false, list: false, role: undefined },
-    flags: { '--json': o => { o.json = true }, '--list': o => { o.list = true } },
+    defaults: { pin: true, sizes: [100, 1000], strategies: Object.keys(STRATEGIES), changes: undefined, intervalMs: 10, steady: 3, warmup: 1, connections: 16, users: 2000, servers: 4, source: [], cores: [{ label: 'built', path: '@affinity/core' }], json: false, list: false, role: undefined },
+    flags: { '--json': o => { o.json = true }, '--list': o => { o.list = true }, '--no-pin': o => { o.pin = false } },
     values: {
       '--sizes': (o, v) => { o.sizes = list(v).map(Number) },
       '--strategies': (o, v) => { o.strategies = list(v) },
@@ -136,6 +143,24 @@ function child (role, args = []) {
   })
   const ask = (msg, type) => { const p = expect(type); proc.send(msg); return p }
   return { proc, expect, ask }
+}
+
+/**
+ * This process's main thread on the last core, the children (all their threads) on
+ * the others: a change's time then counts no wait for a core the load generator
+ * holds. V8's helper threads here stay free to run anywhere.
+ */
+function pin (children) {
+  const n = os.availableParallelism()
+  if (n < 2) return 'not pinned (one core)'
+  const others = n === 2 ? '0' : `0-${n - 2}`
+  try {
+    for (const pid of children) execFileSync('taskset', ['-a', '-cp', others, String(pid)], { stdio: 'ignore' })
+    execFileSync('taskset', ['-cp', String(n - 1), String(process.pid)], { stdio: 'ignore' })
+  } catch (err) {
+    return `not pinned (taskset: ${err.code ?? err.status})`
+  }
+  return `this process's main thread on CPU ${n - 1}, the upstreams and the load generator on CPU ${others} (taskset)`
 }
 
 // ───────────────────────────── one case ─────────────────────────────
@@ -196,8 +221,9 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
 
     histogram.reset()
     let cpu0 = cpuSeconds()
+    const steadyGc = gcPauses()
     const steady = await load.ask({ type: 'run', port, connections: opts.connections, seconds: opts.steady }, 'result')
-    row.steady = { ...summarize(steady), loop: loopFigures(histogram), cpuUsPerReq: round((cpuSeconds() - cpu0) / steady.responses * 1e6, 1) }
+    row.steady = { ...summarize(steady), loop: loopFigures(histogram), cpuUsPerReq: round((cpuSeconds() - cpu0) / steady.responses * 1e6, 1), gcMax: round(steadyGc.stop().max, 2) }
 
     const old = generation(origins, 0, n)
     const fresh = generation(origins, 1, n)
@@ -208,11 +234,16 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     const cpuPerChange = []
     const later = []
     const slices = sliceMeter()
+    // Each call's interval, for its own work net of GC (after the roll).
+    const spans = { from: [], to: [] }
     const timed = (kind, fn) => {
       const c0 = process.cpuUsage()
       const t0 = performance.now()
       fn()
-      const wall = ms(t0)
+      const t1 = performance.now()
+      const wall = t1 - t0
+      spans.from.push(t0)
+      spans.to.push(t1)
       times[kind].push(wall)
       const c = process.cpuUsage(c0)
       cpu[kind].push((c.user + c.system) / 1000)
@@ -223,7 +254,7 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     const pause = () => (opts.intervalMs > 0 ? sleep(opts.intervalMs) : new Promise(resolve => setImmediate(resolve)))
     await load.ask({ type: 'start', port, connections: opts.connections }, 'started')
     await sleep(200) // connections open and traffic flowing before the first change
-    const gc = gcMeter()
+    const gc = gcPauses()
     histogram.reset()
     cpu0 = cpuSeconds()
     const t0 = performance.now()
@@ -250,8 +281,13 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     }
     // The last change's slices (and its remap) before the meter stops.
     await balancer.strategy.settled?.()
-    row.slices = slices.stop()
-    row.gc = gc.stop()
+    const pauses = gc.stop()
+    row.slices = slices.stop(pauses)
+    row.gc = { count: pauses.count, max: round(pauses.max, 2) }
+    // Own work = the call's time less the GC pauses within it.
+    const inCalls = spans.from.map((from, i) => pauses.within(from, spans.to[i]))
+    const own = spans.from.map((from, i) => spans.to[i] - from - inCalls[i])
+    row.own = { all: stats(own), later: stats(own.slice(1)), gcInCallsMax: round(Math.max(...inCalls), 2) }
     row.rollSeconds = round(ms(t0) / 1000, 1)
     const roll = await load.ask({ type: 'stop' }, 'result')
     row.roll = { ...summarize(roll), loop: loopFigures(histogram), cpuUsPerReq: round((cpuSeconds() - cpu0) / roll.responses * 1e6, 1) }
@@ -286,7 +322,8 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
  * The longest setImmediate callback until stop(): at fleet scale the hash strategies
  * apply a change in slices there, after the call (strategies/consistent-hash.ts),
  * and nothing else of this process schedules much there. Wraps the global, which
- * the strategy looks up at each call.
+ * the strategy looks up at each call. A callback over 1 ms also keeps its interval,
+ * for its own work net of GC at stop().
  */
 function sliceMeter () {
   const original = globalThis.setImmediate
@@ -295,36 +332,31 @@ function sliceMeter () {
   // changes: the slices of a process's first changes run code V8 has not optimised.
   const all = createHistogram({ lowest: 1, highest: 1e7 })
   let warm
+  const long = { from: [], to: [], warm: [] }
   globalThis.setImmediate = (fn, ...args) => original((...a) => {
     const t = performance.now()
     try { return fn(...a) } finally {
-      const us = Math.max(1, Math.round((performance.now() - t) * 1000))
+      const end = performance.now()
+      const us = Math.max(1, Math.round((end - t) * 1000))
       all.record(us)
       warm?.record(us)
+      if (us > 1000) {
+        long.from.push(t)
+        long.to.push(end)
+        long.warm.push(warm !== undefined)
+      }
     }
   }, ...args)
   const figures = (h) => (h === undefined || h.count === 0 ? { count: 0 } : { count: h.count, median: round(h.percentile(50) / 1000, 2), p99: round(h.percentile(99) / 1000, 2), max: round(h.max / 1000, 2) })
   return {
     warm () { warm ??= createHistogram({ lowest: 1, highest: 1e7 }) },
-    stop () {
+    stop (pauses) {
       globalThis.setImmediate = original
-      return { ...figures(all), warm: figures(warm) }
+      const own = long.from.map((from, i) => long.to[i] - from - pauses.within(from, long.to[i]))
+      const ownWarm = own.filter((_, i) => long.warm[i])
+      return { ...figures(all), warm: figures(warm), ownMax: round(Math.max(0, ...own), 2), ownWarmMax: round(Math.max(0, ...ownWarm), 2) }
     },
   }
-}
-
-/** Garbage-collection pauses until stop() (PerformanceObserver 'gc' entries): count and longest, ms. */
-function gcMeter () {
-  let count = 0
-  let max = 0
-  const observer = new PerformanceObserver(list => {
-    for (const e of list.getEntries()) {
-      count++
-      if (e.duration > max) max = e.duration
-    }
-  })
-  observer.observe({ entryTypes: ['gc'] })
-  return { stop () { observer.disconnect(); return { count, max: round(max, 2) } } }
 }
 
 function summarize (r) {
@@ -366,6 +398,8 @@ async function main (opts) {
   const { origins } = await upstreams.expect('ready')
   const load = child('load')
   await load.expect('ready')
+  const pinned = opts.pin ? pin([upstreams.proc.pid, load.proc.pid]) : 'not pinned (--no-pin)'
+  out.write(`cores:    ${pinned}\n\n`)
   load.proc.send({ type: 'users', users: makeUsers(opts.users) })
   const histogram = monitorEventLoopDelay({ resolution: RESOLUTION })
   histogram.enable()

@@ -91,7 +91,7 @@ export class Membership {
 
   /** A snapshot over `upstreams` that is not applied: for what-if previews (version -1). */
   snapshot (upstreams: Iterable<Upstream>, version = -1): Members {
-    return new Members(upstreams, version, this.totals, this.#panicThreshold, this.#ramp())
+    return new Members(upstreams, version, this.totals, this.#panicThreshold, this.#ramp(), this.#members)
   }
 
   /** What passive health reads of the membership to cap ejections (health/passive.ts). */
@@ -204,8 +204,12 @@ export class Membership {
       else remap = { ...this.remapOf(before, this.#members), ...what }
     }
     this.#strategy.update(this.#members)
-    const candidates = this.#members.all.filter(u => !u.draining)
-    const info: PanicInfo = { up: candidates.filter(u => u.state === 'up').length, total: candidates.length, threshold: this.#panicThreshold }
+    const info: PanicInfo = { up: 0, total: 0, threshold: this.#panicThreshold }
+    for (const u of this.#members.all) {
+      if (u.draining) continue
+      info.total++
+      if (u.state === 'up') info.up++
+    }
     return { changes, remap, remapLater, panic: this.#members.panic === wasPanic ? undefined : this.#members.panic, info }
   }
 

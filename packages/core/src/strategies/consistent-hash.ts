@@ -130,7 +130,9 @@ export class ConsistentHash implements Strategy {
     if (this.#pendingWork()) this.#continue()
     // Bounded loads share capacity by effective weight (slow start), while the
     // ring and the table keep the configured one: a ramp moves no key.
-    this.#eligibleWeight = members.eligibleWeights.reduce((s, w) => s + w, 0)
+    let total = 0
+    for (const w of members.eligibleWeights) total += w
+    this.#eligibleWeight = total
   }
 
   /**

@@ -23,7 +23,7 @@ class RoundRobin implements Strategy {
     // Effective weights: an upstream under slow start takes its ramped share.
     const weights = members.eligibleWeights
     this.#smooth.reset(weights)
-    this.#uniform = weights.every(w => w === weights[0])
+    this.#uniform = uniform(weights)
     this.#next = 0
   }
 
@@ -50,4 +50,10 @@ class RoundRobin implements Strategy {
 
 export function roundRobin (): Strategy {
   return new RoundRobin()
+}
+
+/** A loop, not `Float64Array.every`: that boxes each element (≈ 16 KB per change at 1,000 upstreams, sampling heap profiler). */
+function uniform (weights: Float64Array): boolean {
+  for (let i = 1; i < weights.length; i++) if (weights[i] !== weights[0]) return false
+  return true
 }

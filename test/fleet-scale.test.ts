@@ -111,3 +111,4 @@ for (const { name, n, ring, make } of CASES) {
     t.equal(KEYS.filter(k => where(b, k) !== where(f, k)).length, 0, 'back to back: settled, every key goes where a balancer built for the new membership sends it')
   })
 }
+

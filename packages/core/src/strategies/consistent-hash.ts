@@ -1,7 +1,7 @@
 import { invalidOption } from '../errors.js'
 import { finiteNumber, knownKeys, oneOf, wholeNumber } from '../options.js'
 import { boundedWalk } from '../hashing/bounded-loads.js'
-import { within, type Deadline } from '../hashing/deadline.js'
+import { NEVER, within, type Deadline } from '../hashing/deadline.js'
 import { DEFAULT_MAGLEV_SIZE, isPrime } from '../hashing/maglev.js'
 import { MAGLEV_SLICE_FROM, MaglevTables } from '../hashing/maglev-tables.js'
 import { murmur3 } from '../hashing/murmur3.js'
@@ -18,6 +18,7 @@ import type { Upstream } from '../model/upstream.js'
 import { pickWithRoom } from './pick-with-room.js'
 import { roundRobin } from './round-robin.js'
 import { type Strategy } from './strategy.js'
+import { warmUp, type SliceFrom } from './hash-warm-up.js'
 import { isPromise, type Choice, type PickResult } from '../model/choice.js'
 
 export interface ConsistentHashOptions {
@@ -86,6 +87,8 @@ export class ConsistentHash implements Strategy {
   #members: Members | undefined
   /** Remaps asked of changes still being applied, in order; the next slice; who waits for the end. */
   #remaps: Array<{ from: Members, to: Members, resolve: (r: Remap) => void }> = []
+  readonly #sliceFrom: SliceFrom
+  readonly #config: HashConfig
   #slice: NodeJS.Immediate | undefined
   #settled: Array<() => void> = []
 
@@ -94,13 +97,15 @@ export class ConsistentHash implements Strategy {
    * consistentHash() extracts a key and murmur3-hashes it, ipHash() hashes the
    * client address's bytes (keys/ip.ts). Mapping code sees only that integer.
    */
-  constructor (name: string, config: HashConfig, hashOf: KeyHasher) {
+  constructor (name: string, config: HashConfig, hashOf: KeyHasher, sliceFrom: SliceFrom = { ring: SLICE_FROM, maglev: MAGLEV_SLICE_FROM }) {
     this.name = name
     this.#hashOf = hashOf
+    this.#config = config
+    this.#sliceFrom = sliceFrom
     this.#vnodes = config.vnodes
     this.#factor = config.balanceFactor
     this.#fallback = config.fallback
-    this.#ring = config.algorithm === 'ring' ? new Ring(this.#vnodes) : undefined
+    this.#ring = config.algorithm === 'ring' ? new Ring(this.#vnodes, sliceFrom.ring) : undefined
     this.#maglev = config.algorithm === 'maglev' ? new MaglevTables(config.tableSize) : undefined
   }
 
@@ -133,6 +138,20 @@ export class ConsistentHash implements Strategy {
     let total = 0
     for (const w of members.eligibleWeights) total += w
     this.#eligibleWeight = total
+    if (this.#slices(members)) warmUp(this.#config, (config, sliceFrom) => new ConsistentHash(this.name, config, this.#hashOf, sliceFrom))
+  }
+
+  /** Applies what is left of the changes and computes the remaps owed, now (hash-warm-up.ts drives a scratch fleet so). */
+  finish (): void {
+    while (this.#step(NEVER));
+  }
+
+  /** Keeps a key hash for previews (pick, and hash-warm-up.ts). */
+  remember (hash: number): void {
+    const next = (this.#sampleAt + 1) & (KEY_SAMPLE - 1)
+    this.#sample[this.#sampleAt] = hash
+    this.#sampleAt = next
+    if (next === 0) this.#sampleFull = true
   }
 
   /**
@@ -153,25 +172,36 @@ export class ConsistentHash implements Strategy {
 
   /** Whether a change to `members` is applied in slices: a ring of SLICE_FROM points, a table over MAGLEV_SLICE_FROM upstreams. */
   #slices (members: Members): boolean {
-    return this.#ring !== undefined ? this.#ring.size >= SLICE_FROM : members.all.length >= MAGLEV_SLICE_FROM
+    return this.#ring !== undefined ? this.#ring.size >= this.#sliceFrom.ring : members.all.length >= this.#sliceFrom.maglev
   }
 
   #pendingWork (): boolean {
     return this.#ring?.busy === true || this.#maglev?.busy === true || this.#remaps.length > 0
   }
 
-  /** One slice of work, until `deadline`: the change first, then one remap. Returns whether work remains. */
+  /**
+   * One slice of work, until `deadline`: the change first, then one remap. Returns
+   * whether work remains. A remap (≈ 1–5 ms at 1,000 upstreams: sorting and looking
+   * up the sampled keys twice, not interruptible) runs in a slice of its own: after
+   * a slice's share of the change it would double that slice (ring with bounded
+   * loads: 7.4 ms slices, of which 5.1 the remap; bench/membership.js).
+   */
   #step (deadline: Deadline): boolean {
-    if (this.#ring?.busy === true && this.#ring.work(deadline)) return true
+    let worked = false
+    if (this.#ring?.busy === true) {
+      if (this.#ring.work(deadline)) return true
+      worked = true
+    }
     const maglev = this.#maglev
     if (maglev?.busy === true) {
+      worked = true
       const placement = maglev.step(this.#members!, deadline)
       if (placement !== undefined) this.#placement = placement
     }
     // A remap waits for its tables (Maglev fills them in the order of changes), not for the newest.
     const job = this.#remaps[0]
     if (job === undefined) return maglev?.busy === true
-    if (deadline() || (maglev?.busy === true && !(maglev.has(job.from) && maglev.has(job.to)))) return true
+    if (worked || deadline() || (maglev?.busy === true && !(maglev.has(job.from) && maglev.has(job.to)))) return true
     this.#remaps.shift()
     job.resolve(this.preview(job.from, job.to))
     return this.#remaps.length > 0 || maglev?.busy === true
@@ -184,11 +214,14 @@ export class ConsistentHash implements Strategy {
    */
   #continue (): void {
     if (this.#slice !== undefined) return
-    this.#slice = setImmediate(() => {
-      this.#slice = undefined
-      if (this.#step(within(SLICE_MS))) this.#continue()
-      else this.#done()
-    })
+    this.#slice = setImmediate(this.#onSlice)
+  }
+
+  /** A named function, so that bench/membership.js can tell these slices from other setImmediate callbacks. */
+  readonly #onSlice = (): void => {
+    this.#slice = undefined
+    if (this.#step(within(SLICE_MS))) this.#continue()
+    else this.#done()
   }
 
   /** Wakes who awaits settled(), on the next turn: after the 'remap' events the last slice resolved. */
@@ -209,10 +242,7 @@ export class ConsistentHash implements Strategy {
       return r
     }
     choice.key = hash | 0 // int32: a Smi, so storing it never boxes a heap number
-    const next = (this.#sampleAt + 1) & (KEY_SAMPLE - 1)
-    this.#sample[this.#sampleAt] = hash
-    this.#sampleAt = next
-    if (next === 0) this.#sampleFull = true
+    this.remember(hash)
     return this.pickHash(hash, choice)
   }
 

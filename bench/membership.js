@@ -42,13 +42,16 @@
 // or a slice included. So each call and each slice over 1 ms is also measured by its
 // own work: its time less the GC pauses within it (membership/gc-pauses.js);
 // "≤ 10 ms, own" checks those. With --pin (the default where `taskset` exists and
-// there are 2 cores or more) the main thread of this process gets the last core and
-// the children the others, so that a change's time does not count a wait for a core
-// the load generator holds; its V8 helper threads (concurrent marking) stay free.
+// there are 2 cores or more) the main thread of this process gets the last core to
+// itself and everything else (the children, V8's helper threads) the others, so that
+// a change's time does not count a wait for a core the load generator holds.
 // The event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms timer) is reported for
 // steady state and for the roll: its max is the longest the loop was blocked by
 // anything. CPU per request is this process's CPU time (process.cpuUsage) over the
 // responses in the phase.
+// `--strategies control` (not in the default list) is the baseline for the maxima: every
+// change replaced by 1 ms of spinning on the clock, with the same traffic; whatever it
+// measures beyond 1 ms comes from the machine and the runtime, not from a change.
 // --core label=path[,label=path]: compare builds of @affinity/core in one interleaved
 // run (e.g. base=/tmp/base/packages/core/dist/index.js,new=@affinity/core): each case is
 // run for every build in turn, the order alternating from one case to the next.
@@ -95,14 +98,22 @@ const STRATEGIES = {
   hashMaglev: (c) => c.consistentHash({ key: { header: 'x-user' }, algorithm: 'maglev' }),
   'hashMaglev+bf': (c) => c.consistentHash({ key: { header: 'x-user' }, algorithm: 'maglev', balanceFactor: 1.25 }),
   ipHash: (c) => c.ipHash(),
+  // Not a strategy: roundRobin, with every change replaced by CONTROL_MS of spinning
+  // on the clock. What it measures over CONTROL_MS is not work but the environment:
+  // the core taken away, an interrupt, a V8 task at a loop's back edge.
+  control: (c) => c.roundRobin(),
 }
+
+/** The control's stand-in for a change, ms: about what a change costs at 1,000 upstreams (p99). */
+const CONTROL_MS = 1
+const spin = (ms) => { const end = performance.now() + ms; while (performance.now() < end); }
 
 function parseArgs (argv) {
   const help = fs.readFileSync(SELF, 'utf8').split('\n').filter(l => l.startsWith('//')).map(l => l.slice(3)).join('\n')
   const o = parseWith(argv, {
     script: 'bench/membership.js',
     help,
-    defaults: { pin: true, sizes: [100, 1000], strategies: Object.keys(STRATEGIES), changes: undefined, intervalMs: 10, steady: 3, warmup: 1, connections: 16, users: 2000, servers: 4, source: [], cores: [{ label: 'built', path: '@affinity/core' }], json: false, list: false, role: undefined },
+    defaults: { pin: true, sizes: [100, 1000], strategies: Object.keys(STRATEGIES).filter(s => s !== 'control'), changes: undefined, intervalMs: 10, steady: 3, warmup: 1, connections: 16, users: 2000, servers: 4, source: [], cores: [{ label: 'built', path: '@affinity/core' }], json: false, list: false, role: undefined },
     flags: { '--json': o => { o.json = true }, '--list': o => { o.list = true }, '--no-pin': o => { o.pin = false } },
     values: {
       '--sizes': (o, v) => { o.sizes = list(v).map(Number) },
@@ -146,21 +157,24 @@ function child (role, args = []) {
 }
 
 /**
- * This process's main thread on the last core, the children (all their threads) on
- * the others: a change's time then counts no wait for a core the load generator
- * holds. V8's helper threads here stay free to run anywhere.
+ * This process's main thread alone on the last core, everything else on the others:
+ * a change's time then counts no wait for a core the load generator or a helper
+ * thread holds.
  */
 function pin (children) {
   const n = os.availableParallelism()
   if (n < 2) return 'not pinned (one core)'
   const others = n === 2 ? '0' : `0-${n - 2}`
   try {
-    for (const pid of children) execFileSync('taskset', ['-a', '-cp', others, String(pid)], { stdio: 'ignore' })
+    // Every thread of this process there too (V8's concurrent marking and compilers),
+    // then the main thread alone on the last core: a helper thread that shared its
+    // core would slow it down with no trace in the GC entries.
+    for (const pid of [...children, process.pid]) execFileSync('taskset', ['-a', '-cp', others, String(pid)], { stdio: 'ignore' })
     execFileSync('taskset', ['-cp', String(n - 1), String(process.pid)], { stdio: 'ignore' })
   } catch (err) {
     return `not pinned (taskset: ${err.code ?? err.status})`
   }
-  return `this process's main thread on CPU ${n - 1}, the upstreams and the load generator on CPU ${others} (taskset)`
+  return `this process's main thread on CPU ${n - 1}; its other threads, the upstreams and the load generator on CPU ${others} (taskset)`
 }
 
 // ───────────────────────────── one case ─────────────────────────────
@@ -237,7 +251,9 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     const slices = sliceMeter()
     // Each call's interval, for its own work net of GC (after the roll).
     const spans = { from: [], to: [] }
-    const timed = (kind, fn) => {
+    const control = name === 'control'
+    const timed = (kind, change) => {
+      const fn = control ? () => spin(CONTROL_MS) : change
       const c0 = process.cpuUsage()
       const t0 = performance.now()
       fn()
@@ -304,13 +320,13 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     row.remapMoved = moved
     // Balancer.preview(): an explicit what-if, off the change path (it may be slower).
     const previews = []
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < (control ? 0 : 5); i++) {
       const t1 = performance.now()
       balancer.preview({ add: { url: `${origins[0]}/preview-${i}`, id: `10.9.0.${i}:8080` } })
       balancer.preview({ remove: fresh[i % k].id })
       previews.push(ms(t1) / 2)
     }
-    row.previewMs = stats(previews)
+    row.previewMs = control ? undefined : stats(previews)
   } finally {
     stopLogging()
     metrics.close()

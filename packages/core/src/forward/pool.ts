@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
-import { buildConnector, Dispatcher, Pool } from 'undici'
+import { buildConnector, Pool, type Dispatcher } from 'undici'
 
 /**
  * undici's own key for the HTTP/1.1 parser it keeps on each socket (lib/core/symbols.js),
@@ -45,12 +45,6 @@ export function createPool (origin: string, opts: Pool.Options): Pool {
   })
   return new Pool(origin, { ...rest, allowH2, connect: wrapped })
 }
-
-/**
- * The transport of a would-be upstream (Balancer.preview builds some to ask the
- * strategy a what-if): it opens nothing, and dispatching through it throws.
- */
-export const NO_TRANSPORT: Dispatcher = new Dispatcher()
 
 /**
  * Closes the pools of a balancer that is closing: requests in flight get up to

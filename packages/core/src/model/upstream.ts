@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici'
+import { Dispatcher } from 'undici'
 import { AffinityError } from '../errors.js'
 import { knownKeys, wholeNumber } from '../options.js'
 import { WaitQueue } from './wait-queue.js'
@@ -12,6 +12,13 @@ export const RECENT_CHECKS = 20
  * Counters are plain fields mutated on the request path; everything strategies
  * precompute from (state, weight, membership) lives in `Members` instead.
  */
+/**
+ * The transport of a would-be upstream (Balancer.preview and the hash warm-up
+ * build some to ask a strategy a what-if): it opens nothing, and dispatching
+ * through it throws.
+ */
+export const NO_TRANSPORT: Dispatcher = new Dispatcher()
+
 export class Upstream {
   readonly id: string
   readonly url: string

@@ -1,8 +1,7 @@
-import { NO_TRANSPORT } from '../forward/pool.js'
 import { Choice } from '../model/choice.js'
 import { Members } from '../model/members.js'
 import type { Remap } from '../model/remap.js'
-import { Upstream } from '../model/upstream.js'
+import { NO_TRANSPORT, Upstream } from '../model/upstream.js'
 import type { HashConfig } from './consistent-hash.js'
 import { roundRobin } from './round-robin.js'
 

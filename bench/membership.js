@@ -44,7 +44,11 @@
 // "≤ 10 ms, own" checks those. With --pin (the default where `taskset` exists and
 // there are 2 cores or more) the main thread of this process gets the last core to
 // itself and everything else (the children, V8's helper threads) the others, so that
-// a change's time does not count a wait for a core the load generator holds.
+// a change's time does not count a wait for a core the load generator holds. For each
+// call and slice over 10 ms the process's CPU time during it is kept ("CPU of those":
+// all of its threads, so an upper bound on the main thread's), and the hypervisor's
+// steal on the main thread's core over the roll (/proc/stat, 10 ms ticks): a call that
+// took longer than any CPU it used was off its core for the rest.
 // The event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms timer) is reported for
 // steady state and for the roll: its max is the longest the loop was blocked by
 // anything. CPU per request is this process's CPU time (process.cpuUsage) over the
@@ -193,6 +197,17 @@ const parseCookies = (header) => {
 const generation = (origins, g, n) => Array.from({ length: n }, (_, i) => ({ url: `${origins[i % origins.length]}/u${g}-${i}`, id: `10.${g}.${i >> 8}.${i & 255}:8080` }))
 
 const ms = (t0) => performance.now() - t0
+/**
+ * Time the hypervisor ran something else while this VM's CPU `core` wanted to run
+ * (/proc/stat's steal column, proc(5): USER_HZ ticks, 10 ms each), or undefined.
+ */
+const stealMs = (core) => {
+  if (core === undefined) return undefined
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find(l => l.startsWith(`cpu${core} `))
+    return Number(line.trim().split(/\s+/)[8]) * 10
+  } catch { return undefined }
+}
 const cpuSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6 }
 const loopFigures = (h) => ({ max: round(h.max / 1e6, 1), p99: round(h.percentile(99) / 1e6, 1) })
 
@@ -207,7 +222,7 @@ function manualSource () {
 }
 
 async function runCase ({ core, label }, name, n, opts, ctx, batch) {
-  const { load, origins, histogram } = ctx
+  const { load, origins, histogram, mainCore } = ctx
   // batch: undefined for the roll by add/drain/remove calls; K for the source-driven roll.
   const source = batch === undefined ? undefined : manualSource()
   source?.set(generation(origins, 0, n))
@@ -248,6 +263,9 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     const cpuPerChange = []
     const later = []
     let overCalls = 0
+    // The process's CPU time during each call over 10 ms: a call that was off its
+    // core (preempted, or the VM's steal) takes longer than the CPU it used.
+    const overCallsCpu = []
     const slices = sliceMeter()
     // Each call's interval, for its own work net of GC (after the roll).
     const spans = { from: [], to: [] }
@@ -262,9 +280,9 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
       spans.from.push(t0)
       spans.to.push(t1)
       times[kind].push(wall)
-      if (wall > 10) overCalls++
       const c = process.cpuUsage(c0)
       cpu[kind].push((c.user + c.system) / 1000)
+      if (wall > 10) { overCalls++; overCallsCpu.push((c.user + c.system) / 1000) }
       if (row.firstMs === undefined) row.firstMs = round(wall, 2)
       else later.push(wall)
       if (later.length === WARM_UP) slices.warm()
@@ -274,6 +292,7 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     await sleep(200) // connections open and traffic flowing before the first change
     const gc = gcPauses()
     histogram.reset()
+    const steal0 = stealMs(mainCore)
     cpu0 = cpuSeconds()
     const t0 = performance.now()
     for (let i = 0; batch === undefined && i < k; i++) {
@@ -306,6 +325,8 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     const inCalls = spans.from.map((from, i) => pauses.within(from, spans.to[i]))
     const own = spans.from.map((from, i) => spans.to[i] - from - inCalls[i])
     row.overCalls = overCalls
+    row.overCallsCpuMax = overCallsCpu.length === 0 ? undefined : round(Math.max(...overCallsCpu), 2)
+    row.stealMs = steal0 === undefined ? undefined : stealMs(mainCore) - steal0
     row.own = { all: stats(own), later: stats(own.slice(1)), gcInCallsMax: round(Math.max(...inCalls), 2) }
     row.rollSeconds = round(ms(t0) / 1000, 1)
     const roll = await load.ask({ type: 'stop' }, 'result')
@@ -356,14 +377,20 @@ function sliceMeter () {
   let warm
   const long = { from: [], to: [], warm: [] }
   let over = 0
+  let overCpuMax = 0
   globalThis.setImmediate = (fn, ...args) => fn.name !== SLICE ? original(fn, ...args) : original((...a) => {
+    const c0 = process.cpuUsage()
     const t = performance.now()
     try { return fn(...a) } finally {
       const end = performance.now()
       const us = Math.max(1, Math.round((end - t) * 1000))
       all.record(us)
       warm?.record(us)
-      if (us > 10_000) over++
+      if (us > 10_000) {
+        over++
+        const c = process.cpuUsage(c0)
+        overCpuMax = Math.max(overCpuMax, (c.user + c.system) / 1000)
+      }
       if (us > 1000) {
         long.from.push(t)
         long.to.push(end)
@@ -378,7 +405,7 @@ function sliceMeter () {
       globalThis.setImmediate = original
       const own = long.from.map((from, i) => long.to[i] - from - pauses.within(from, long.to[i]))
       const ownWarm = own.filter((_, i) => long.warm[i])
-      return { ...figures(all), warm: figures(warm), over, ownMax: round(Math.max(0, ...own), 2), ownWarmMax: round(Math.max(0, ...ownWarm), 2) }
+      return { ...figures(all), warm: figures(warm), over, overCpuMax: over === 0 ? undefined : round(overCpuMax, 2), ownMax: round(Math.max(0, ...own), 2), ownWarmMax: round(Math.max(0, ...ownWarm), 2) }
     },
   }
 }
@@ -436,7 +463,7 @@ async function main (opts) {
         for (const c of order) {
           process.stderr.write(`  … N=${n} ${name}${cores.length > 1 ? ` [${c.label}]` : ''}\n`)
           for (const batch of [undefined, ...opts.source]) {
-            const row = await runCase(c, name, n, opts, { load, origins, histogram }, batch)
+            const row = await runCase(c, name, n, opts, { load, origins, histogram, mainCore: opts.pin ? os.availableParallelism() - 1 : undefined }, batch)
             rows.push(row)
             process.stderr.write(`    roll by ${row.rollBy}: all changes: max ${row.changes.all.max} ms, p99 ${row.changes.all.p99} ms; slices max ${row.slices.max ?? '—'} ms; request p99 ${row.steady.p99} → ${row.roll.p99} ms\n`)
           }

@@ -49,6 +49,7 @@ export function report (rows, withCore) {
       { label: 'warm-up', get: r => r.slices?.max },
       { label: '≤ 10 ms', get: r => withinBudget(r) },
       { label: '> 10 ms: calls / slices', get: r => `${r.overCalls} of ${r.changes.all.count} / ${r.slices?.over ?? 0} of ${r.slices?.count ?? 0}` },
+      { label: 'CPU of those', get: r => (r.overCallsCpuMax === undefined && r.slices?.overCpuMax === undefined ? undefined : `${r.overCallsCpuMax ?? '—'} / ${r.slices?.overCpuMax ?? '—'}`) },
       { label: 'own: calls / slices', get: r => (r.own === undefined ? undefined : `${r.own.all.max} / ${r.slices?.ownMax ?? '—'}`) },
       { label: '≤ 10 ms, own', get: r => ownWithinBudget(r) },
       { label: 'GC max steady → roll', get: r => `${r.steady.gcMax ?? '—'} → ${r.gc?.max}` },
@@ -61,6 +62,8 @@ export function report (rows, withCore) {
       'drain/undrain take the path a health change (down/up) takes: new Members, remap preview, strategy.update.',
       'first = the case\'s first change; the first of its kind in the process runs code V8 has not optimised yet (JIT warm-up).',
       'own = the longest own work of a call (the first included) and of a slice: its time less the GC pauses within it; "≤ 10 ms, own" checks those.',
+      'CPU of those = the most CPU time (process.cpuUsage(), all of this process\'s threads) used during one of the calls / slices over 10 ms:',
+      '  a call that took longer than the CPU it used was off its core for the rest (preempted, or the hypervisor\'s steal).',
       'GC in a call = the most GC pause time within one call.',
       'slices = the strategy\'s slices of the roll after its first 12 changes (max / p99): where hash strategies apply a change at fleet scale, after the call;',
       '  warm-up = the longest of all of them, the first 12 changes included (code V8 has not optimised yet). "after warm-up": all calls but the first and',
@@ -83,10 +86,12 @@ export function report (rows, withCore) {
       { label: 'loop delay max ms', get: r => `${r.steady.loop.max} → ${r.roll.loop.max}` },
       { label: 'loop p99 ms', get: r => `${r.steady.loop.p99} → ${r.roll.loop.p99}` },
       { label: 'roll s', get: r => r.rollSeconds },
+      { label: 'steal ms', get: r => r.stealMs },
       { label: 'errors', get: r => r.steady.errors + r.roll.errors + r.steady.non2xx + r.roll.non2xx + r.primeFailures },
     ],
     rows,
-    ['', 'errors: non-2xx responses and socket errors, steady + roll + the users\' first visits.'],
+    ['', 'errors: non-2xx responses and socket errors, steady + roll + the users\' first visits.',
+      'steal ms = the hypervisor\'s steal on the main thread\'s core during the roll (/proc/stat, 10 ms ticks; pinned runs only).'],
   )
   return `${blocking}\n${traffic}`
 }

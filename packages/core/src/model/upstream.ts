@@ -8,17 +8,17 @@ import type { HealthCheckRecord, OutcomeKind, UpstreamInfo, UpstreamInput, Upstr
 export const RECENT_CHECKS = 20
 
 /**
- * One upstream server: its identity, its connection pool, live counters and health.
- * Counters are plain fields mutated on the request path; everything strategies
- * precompute from (state, weight, membership) lives in `Members` instead.
- */
-/**
  * The transport of a would-be upstream (Balancer.preview and the hash warm-up
  * build some to ask a strategy a what-if): it opens nothing, and dispatching
  * through it throws.
  */
 export const NO_TRANSPORT: Dispatcher = new Dispatcher()
 
+/**
+ * One upstream server: its identity, its connection pool, live counters and health.
+ * Counters are plain fields mutated on the request path; everything strategies
+ * precompute from (state, weight, membership) lives in `Members` instead.
+ */
 export class Upstream {
   readonly id: string
   readonly url: string

@@ -163,11 +163,12 @@ function child (role, args = []) {
 /**
  * This process's main thread alone on the last core, everything else on the others:
  * a change's time then counts no wait for a core the load generator or a helper
- * thread holds.
+ * thread holds. Returns the line for the report and the main thread's core
+ * (undefined when not pinned: no steal figure then).
  */
 function pin (children) {
   const n = os.availableParallelism()
-  if (n < 2) return 'not pinned (one core)'
+  if (n < 2) return { text: 'not pinned (one core)' }
   const others = n === 2 ? '0' : `0-${n - 2}`
   try {
     // Every thread of this process there too (V8's concurrent marking and compilers),
@@ -176,9 +177,9 @@ function pin (children) {
     for (const pid of [...children, process.pid]) execFileSync('taskset', ['-a', '-cp', others, String(pid)], { stdio: 'ignore' })
     execFileSync('taskset', ['-cp', String(n - 1), String(process.pid)], { stdio: 'ignore' })
   } catch (err) {
-    return `not pinned (taskset: ${err.code ?? err.status})`
+    return { text: `not pinned (taskset: ${err.code ?? err.status})` }
   }
-  return `this process's main thread on CPU ${n - 1}; its other threads, the upstreams and the load generator on CPU ${others} (taskset)`
+  return { core: n - 1, text: `this process's main thread on CPU ${n - 1}; its other threads, the upstreams and the load generator on CPU ${others} (taskset)` }
 }
 
 // ───────────────────────────── one case ─────────────────────────────
@@ -263,9 +264,9 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     const cpuPerChange = []
     const later = []
     let overCalls = 0
-    // The process's CPU time during each call over 10 ms: a call that was off its
+    // The most process CPU time during a call over 10 ms: a call that was off its
     // core (preempted, or the VM's steal) takes longer than the CPU it used.
-    const overCallsCpu = []
+    let overCallsCpuMax
     const slices = sliceMeter()
     // Each call's interval, for its own work net of GC (after the roll).
     const spans = { from: [], to: [] }
@@ -282,7 +283,7 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
       times[kind].push(wall)
       const c = process.cpuUsage(c0)
       cpu[kind].push((c.user + c.system) / 1000)
-      if (wall > 10) { overCalls++; overCallsCpu.push((c.user + c.system) / 1000) }
+      if (wall > 10) { overCalls++; overCallsCpuMax = Math.max(overCallsCpuMax ?? 0, (c.user + c.system) / 1000) }
       if (row.firstMs === undefined) row.firstMs = round(wall, 2)
       else later.push(wall)
       if (later.length === WARM_UP) slices.warm()
@@ -325,7 +326,7 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     const inCalls = spans.from.map((from, i) => pauses.within(from, spans.to[i]))
     const own = spans.from.map((from, i) => spans.to[i] - from - inCalls[i])
     row.overCalls = overCalls
-    row.overCallsCpuMax = overCallsCpu.length === 0 ? undefined : round(Math.max(...overCallsCpu), 2)
+    row.overCallsCpuMax = overCallsCpuMax === undefined ? undefined : round(overCallsCpuMax, 2)
     row.stealMs = steal0 === undefined ? undefined : stealMs(mainCore) - steal0
     row.own = { all: stats(own), later: stats(own.slice(1)), gcInCallsMax: round(Math.max(...inCalls), 2) }
     row.rollSeconds = round(ms(t0) / 1000, 1)
@@ -449,8 +450,8 @@ async function main (opts) {
   const { origins } = await upstreams.expect('ready')
   const load = child('load')
   await load.expect('ready')
-  const pinned = opts.pin ? pin([upstreams.proc.pid, load.proc.pid]) : 'not pinned (--no-pin)'
-  out.write(`cores:    ${pinned}\n\n`)
+  const pinned = opts.pin ? pin([upstreams.proc.pid, load.proc.pid]) : { text: 'not pinned (--no-pin)' }
+  out.write(`cores:    ${pinned.text}\n\n`)
   load.proc.send({ type: 'users', users: makeUsers(opts.users) })
   const histogram = monitorEventLoopDelay({ resolution: RESOLUTION })
   histogram.enable()
@@ -463,7 +464,7 @@ async function main (opts) {
         for (const c of order) {
           process.stderr.write(`  … N=${n} ${name}${cores.length > 1 ? ` [${c.label}]` : ''}\n`)
           for (const batch of [undefined, ...opts.source]) {
-            const row = await runCase(c, name, n, opts, { load, origins, histogram, mainCore: opts.pin ? os.availableParallelism() - 1 : undefined }, batch)
+            const row = await runCase(c, name, n, opts, { load, origins, histogram, mainCore: pinned.core }, batch)
             rows.push(row)
             process.stderr.write(`    roll by ${row.rollBy}: all changes: max ${row.changes.all.max} ms, p99 ${row.changes.all.p99} ms; slices max ${row.slices.max ?? '—'} ms; request p99 ${row.steady.p99} → ${row.roll.p99} ms\n`)
           }

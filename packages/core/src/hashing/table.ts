@@ -81,3 +81,37 @@ export function resolveEligible (table: HashTable, eligible: Uint8Array): Int32A
   }
   return out
 }
+
+/**
+ * Entries a key's walk reads before `firstEligible` resolves the whole table
+ * instead. With a share f of entries eligible a walk reads 1/f on average, so a
+ * key past this many means few are eligible, where one O(size) pass is cheaper
+ * than the walks of every key to come.
+ */
+const WALK = 64
+
+/**
+ * A key hash → the index of its first eligible owner (what resolveEligible gives
+ * its slot, without the successor bit), or -1. Walks the table from the key's slot
+ * and resolves every entry only once a walk gets long: a deferred remap looks up
+ * 4,096 keys against 65,537 entries, so resolving the two tables it compares cost
+ * more than all its lookups (an O(size) pass and a 256 KiB array each, in a
+ * slice that cannot be interrupted; bench/membership.js, hashMaglev+bf).
+ */
+export function firstEligible (table: HashTable, eligible: Uint8Array): (hash: number) => number {
+  const { size, owner } = table
+  let resolved: Int32Array | undefined
+  return (hash) => {
+    if (resolved === undefined) {
+      let pos = table.slot(hash)
+      for (let k = 0; k < WALK; k++) {
+        const o = owner[pos]!
+        if (o !== -1 && eligible[o] === 1) return o
+        pos = pos + 1 === size ? 0 : pos + 1
+      }
+      resolved = resolveEligible(table, eligible)
+    }
+    const r = resolved[table.slot(hash)]!
+    return r === -1 ? -1 : r >> 1
+  }
+}

@@ -9,7 +9,7 @@ import { Ring, SLICE_FROM } from '../hashing/ring.js'
 import { DEFAULT_VNODES } from '../hashing/ring-points.js'
 import { sortByPoint } from '../hashing/radix.js'
 import { lookupIf } from '../hashing/ring-what-if.js'
-import type { Placement } from '../hashing/table.js'
+import { firstEligible, type Placement } from '../hashing/table.js'
 import { compileKey, type KeySpec } from '../keys/key-source.js'
 import type { Members } from '../model/members.js'
 import { FlowTally, type Remap } from '../model/remap.js'
@@ -43,7 +43,7 @@ export const KEY_SAMPLE = 4096
 
 /**
  * How long (ms) a slice of a fleet-scale change runs before it yields to the event
- * loop, plus at most one step (64 ring points, one round of Maglev turns, one
+ * loop, plus at most one step (64 ring points, 64 Maglev slots, one
  * upstream's eligibility): a change at 1,000 upstreams (≈ 3 ms of ring point moves,
  * a 3–4 ms Maglev fill) takes one or two slices, with requests served between them
  * (`npm run bench:membership`, its `slices` column).
@@ -285,18 +285,37 @@ export class ConsistentHash implements Strategy {
         moves(before === undefined ? live(pos) : from.all[before(hash, pos)], after === undefined ? live(pos) : to.all[after(hash, pos)])
       }
     } else {
-      // The live placement is the table's own once whole (while one fills, picks read an interim).
-      const maglev = this.#maglev!
-      const before = from === this.#members && !maglev.busy ? this.#placement! : maglev.whatIf(from)
-      const after = to === this.#members && !maglev.busy ? this.#placement! : maglev.whatIf(to)
+      const before = this.#ownerUnder(from)
+      const after = this.#ownerUnder(to)
       for (let i = 0; i < keys.length; i++) {
         const hash = keys[i]!
         if (i > 0 && hash === keys[i - 1]) continue
         distinct++
-        moves(ownerOf(before, hash), ownerOf(after, hash))
+        moves(before(hash), after(hash))
       }
     }
     return tally.result('sampled', distinct)
+  }
+
+  /**
+   * A key hash → its first eligible owner under `members`, for preview (Maglev): the
+   * live placement once its table is whole (while one fills, picks read an interim);
+   * a table kept, walked key by key (a deferred remap: table.ts firstEligible); or
+   * one whatIf builds, and keeps for the update() that applies `members`.
+   */
+  #ownerUnder (members: Members): (hash: number) => Upstream | undefined {
+    const maglev = this.#maglev!
+    const live = members === this.#members && !maglev.busy ? this.#placement! : undefined
+    const table = live === undefined ? maglev.kept(members) : undefined
+    if (table === undefined) {
+      const placement = live ?? maglev.whatIf(members)
+      return hash => ownerOf(placement, hash)
+    }
+    const owner = firstEligible(table, members.eligibleMask)
+    return hash => {
+      const o = owner(hash)
+      return o === -1 ? undefined : members.all[o]
+    }
   }
 
   /** The upstream for a key hash: its owner, else its first eligible successor. */

@@ -48,7 +48,9 @@
 // call and slice over 10 ms the process's CPU time during it is kept ("CPU of those":
 // all of its threads, so an upper bound on the main thread's), and the hypervisor's
 // steal on the main thread's core over the roll (/proc/stat, 10 ms ticks): a call that
-// took longer than any CPU it used was off its core for the rest.
+// took longer than any CPU it used was off its core for the rest. Where a C compiler and
+// Node's headers are at hand, each call's and slice's main-thread CPU time is measured
+// too (membership/thread-cpu.js): the change's own work, apart from any time off the core.
 // The event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms timer) is reported for
 // steady state and for the roll: its max is the longest the loop was blocked by
 // anything. CPU per request is this process's CPU time (process.cpuUsage) over the
@@ -72,6 +74,7 @@ import os from 'node:os'
 import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { threadCpuClock } from './membership/thread-cpu.js'
 import { die as dieWith, list, parseArgs as parseWith } from './args.js'
 import { machine, machineLines } from './machine.js'
 import { runLoad } from './membership/load.js'
@@ -268,16 +271,25 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     // core (preempted, or the VM's steal) takes longer than the CPU it used.
     let overCallsCpuMax
     const slices = sliceMeter()
+    // The main thread's CPU time in a call: the most, and the most in one over 10 ms.
+    const callsCpu = { max: 0, later: 0, overMax: undefined }
     // Each call's interval, for its own work net of GC (after the roll).
     const spans = { from: [], to: [] }
     const control = name === 'control'
     const timed = (kind, change) => {
       const fn = control ? () => spin(CONTROL_MS) : change
       const c0 = process.cpuUsage()
+      const tc0 = threadCpu?.()
       const t0 = performance.now()
       fn()
       const t1 = performance.now()
+      const onCpu = tc0 === undefined ? undefined : threadCpu() - tc0
       const wall = t1 - t0
+      if (onCpu !== undefined) {
+        callsCpu.max = Math.max(callsCpu.max, onCpu)
+        if (row.firstMs !== undefined) callsCpu.later = Math.max(callsCpu.later, onCpu)
+        if (wall > 10) callsCpu.overMax = Math.max(callsCpu.overMax ?? 0, onCpu)
+      }
       spans.from.push(t0)
       spans.to.push(t1)
       times[kind].push(wall)
@@ -327,6 +339,7 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     const own = spans.from.map((from, i) => spans.to[i] - from - inCalls[i])
     row.overCalls = overCalls
     row.overCallsCpuMax = overCallsCpuMax === undefined ? undefined : round(overCallsCpuMax, 2)
+    if (threadCpu !== undefined) row.threadCpu = { calls: round(callsCpu.max, 2), later: round(callsCpu.later, 2), overCalls: callsCpu.overMax === undefined ? undefined : round(callsCpu.overMax, 2) }
     row.stealMs = steal0 === undefined ? undefined : stealMs(mainCore) - steal0
     row.own = { all: stats(own), later: stats(own.slice(1)), gcInCallsMax: round(Math.max(...inCalls), 2) }
     row.rollSeconds = round(ms(t0) / 1000, 1)
@@ -379,12 +392,23 @@ function sliceMeter () {
   const long = { from: [], to: [], warm: [] }
   let over = 0
   let overCpuMax = 0
+  // The main thread's CPU time in a slice: the most, and the most in one over 10 ms.
+  let cpuMax = 0
+  let cpuWarmMax = 0
+  let overThreadCpuMax
   globalThis.setImmediate = (fn, ...args) => fn.name !== SLICE ? original(fn, ...args) : original((...a) => {
     const c0 = process.cpuUsage()
+    const tc0 = threadCpu?.()
     const t = performance.now()
     try { return fn(...a) } finally {
       const end = performance.now()
+      const onCpu = tc0 === undefined ? undefined : threadCpu() - tc0
       const us = Math.max(1, Math.round((end - t) * 1000))
+      if (onCpu !== undefined) {
+        cpuMax = Math.max(cpuMax, onCpu)
+        if (warm !== undefined) cpuWarmMax = Math.max(cpuWarmMax, onCpu)
+        if (us > 10_000) overThreadCpuMax = Math.max(overThreadCpuMax ?? 0, onCpu)
+      }
       all.record(us)
       warm?.record(us)
       if (us > 10_000) {
@@ -406,7 +430,7 @@ function sliceMeter () {
       globalThis.setImmediate = original
       const own = long.from.map((from, i) => long.to[i] - from - pauses.within(from, long.to[i]))
       const ownWarm = own.filter((_, i) => long.warm[i])
-      return { ...figures(all), warm: figures(warm), over, overCpuMax: over === 0 ? undefined : round(overCpuMax, 2), ownMax: round(Math.max(0, ...own), 2), ownWarmMax: round(Math.max(0, ...ownWarm), 2) }
+      return { ...figures(all), warm: figures(warm), over, overCpuMax: over === 0 ? undefined : round(overCpuMax, 2), ownMax: round(Math.max(0, ...own), 2), ownWarmMax: round(Math.max(0, ...ownWarm), 2), ...(threadCpu === undefined ? {} : { threadCpu: round(cpuMax, 2), threadCpuWarm: round(cpuWarmMax, 2), overThreadCpu: overThreadCpuMax === undefined ? undefined : round(overThreadCpuMax, 2) }) }
     },
   }
 }
@@ -423,6 +447,9 @@ function stats (xs) {
 }
 
 // ───────────────────────────── main ─────────────────────────────
+
+/** The main thread's CPU time in ms (membership/thread-cpu.js), or undefined where it cannot be read. */
+let threadCpu
 
 async function main (opts) {
   if (opts.list) { for (const s of Object.keys(STRATEGIES)) process.stdout.write(`${s}\n`); return }
@@ -444,6 +471,9 @@ async function main (opts) {
     '',
   ].join('\n') + '\n')
 
+  const clock = threadCpuClock()
+  threadCpu = typeof clock === 'function' ? clock : undefined
+  out.write(`threads:  ${threadCpu === undefined ? `the main thread's CPU time is not measured: ${clock.none}` : 'the main thread\'s CPU time in each call and slice: clock_gettime(CLOCK_THREAD_CPUTIME_ID), steal excluded'}\n`)
   const cores = []
   for (const c of opts.cores) cores.push({ label: c.label, core: await import(c.path) })
   const upstreams = child('upstreams', ['--servers', String(opts.servers)])

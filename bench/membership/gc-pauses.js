@@ -3,9 +3,7 @@
 // performance.now()'s clock) that overlap an interval. A scavenge lands in whatever
 // runs when the young generation fills, mostly with request objects: steady state
 // without any change has pauses as long (the bench reports both).
-// (Thread CPU time would be the other half, but Node 20 has no per-thread clock, and
-// /proc/thread-self/schedstat is only updated at scheduler ticks, 4 ms here: a 1.9 ms
-// slice read as 4 ms. The bench pins the main thread to a core of its own instead.)
+// (The main thread's CPU time is the other half: thread-cpu.js, where it can be read.)
 
 import { PerformanceObserver } from 'node:perf_hooks'
 

@@ -18,6 +18,13 @@ function withinBudget (r) {
   return warm <= 10 && r.rollBy === 'calls' ? 'after warm-up' : 'NO'
 }
 
+/** The same, for the main thread's CPU time in each call and slice (steal and any wait excluded). */
+function cpuWithinBudget (r) {
+  if (r.threadCpu === undefined) return undefined
+  if (Math.max(r.threadCpu.calls, r.slices?.threadCpu ?? 0) <= 10) return 'yes'
+  return Math.max(r.threadCpu.later, r.slices?.threadCpuWarm ?? 0) <= 10 && r.rollBy === 'calls' ? 'after warm-up' : 'NO'
+}
+
 /** The same, for each call's and slice's own work: main-thread CPU time less the GC pauses within it. */
 function ownWithinBudget (r) {
   if (r.own === undefined) return undefined
@@ -50,6 +57,9 @@ export function report (rows, withCore) {
       { label: '≤ 10 ms', get: r => withinBudget(r) },
       { label: '> 10 ms: calls / slices', get: r => `${r.overCalls} of ${r.changes.all.count} / ${r.slices?.over ?? 0} of ${r.slices?.count ?? 0}` },
       { label: 'CPU of those', get: r => (r.overCallsCpuMax === undefined && r.slices?.overCpuMax === undefined ? undefined : `${r.overCallsCpuMax ?? '—'} / ${r.slices?.overCpuMax ?? '—'}`) },
+      { label: 'main thread CPU: calls / slices', get: r => (r.threadCpu === undefined ? undefined : `${r.threadCpu.calls} / ${r.slices?.count > 0 ? r.slices.threadCpu : '—'}`) },
+      { label: 'in those over 10 ms', get: r => (r.threadCpu === undefined || (r.threadCpu.overCalls === undefined && r.slices?.overThreadCpu === undefined) ? undefined : `${r.threadCpu.overCalls ?? '—'} / ${r.slices?.overThreadCpu ?? '—'}`) },
+      { label: '≤ 10 ms on CPU', get: r => cpuWithinBudget(r) },
       { label: 'own: calls / slices', get: r => (r.own === undefined ? undefined : `${r.own.all.max} / ${r.slices?.ownMax ?? '—'}`) },
       { label: '≤ 10 ms, own', get: r => ownWithinBudget(r) },
       { label: 'GC max steady → roll', get: r => `${r.steady.gcMax ?? '—'} → ${r.gc?.max}` },
@@ -64,6 +74,9 @@ export function report (rows, withCore) {
       'own = the longest own work of a call (the first included) and of a slice: its time less the GC pauses within it; "≤ 10 ms, own" checks those.',
       'CPU of those = the most CPU time (process.cpuUsage(), all of this process\'s threads) used during one of the calls / slices over 10 ms:',
       '  a call that took longer than the CPU it used was off its core for the rest (preempted, or the hypervisor\'s steal).',
+      'main thread CPU = the most CPU time the main thread itself used in one call / slice (clock_gettime(CLOCK_THREAD_CPUTIME_ID): the change\'s own',
+      '  work, without the time the thread was off its core, stolen by the hypervisor or waiting); in those over 10 ms = the most in one of the calls / slices',
+      '  whose time was over 10 ms; "≤ 10 ms on CPU" checks the first (after warm-up: all calls but the first and the slices after the first 12 changes).',
       'GC in a call = the most GC pause time within one call.',
       'slices = the strategy\'s slices of the roll after its first 12 changes (max / p99): where hash strategies apply a change at fleet scale, after the call;',
       '  warm-up = the longest of all of them, the first 12 changes included (code V8 has not optimised yet). "after warm-up": all calls but the first and',

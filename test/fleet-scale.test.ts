@@ -109,6 +109,29 @@ for (const { name, n, ring, make } of CASES) {
     f.drain(drained)
     await f.strategy.settled!()
     t.equal(KEYS.filter(k => where(b, k) !== where(f, k)).length, 0, 'back to back: settled, every key goes where a balancer built for the new membership sends it')
+
+    // Out and straight back: the table of the membership without it is still being
+    // filled (its remap needs it) when the one with it, kept, applies again.
+    const members = [...kept, added].filter(id => ![second, third, fourth].includes(id))
+    const bounce = holder([gone, drained, second, third, fourth])
+    const beforeBounce = new Map(KEYS.map(k => [k, where(b, k)]))
+    const seenBounce = events.length
+    b.remove(bounce)
+    b.add({ id: bounce, url: urlOf(bounce) })
+    await b.strategy.settled!()
+    t.same(events.slice(seenBounce).map(e => e.change.upstream), [bounce, bounce], 'out and back: one remap each, in order')
+    t.equal(KEYS.filter(k => where(b, k) !== beforeBounce.get(k)).length, 0, 'out and back: settled, every key goes where it went before')
+
+    // More changes at once than tables may wait behind the one being filled (4).
+    const burst = Array.from({ length: 7 }, (_, i) => idOf(n + 1 + i))
+    const seenBurst = events.length
+    for (const id of burst) b.add({ id, url: urlOf(id) })
+    await b.strategy.settled!()
+    t.same(events.slice(seenBurst).map(e => e.change.upstream), burst, 'a burst of adds: one remap each, in order')
+    const g = balancer([...members, ...burst])
+    g.drain(drained)
+    await g.strategy.settled!()
+    t.equal(KEYS.filter(k => where(b, k) !== where(g, k)).length, 0, 'a burst of adds: settled, every key goes where a balancer built for the new membership sends it')
   })
 }
 

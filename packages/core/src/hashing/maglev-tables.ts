@@ -87,7 +87,8 @@ export class MaglevTables {
 
   /**
    * What picks read for `members`, now. A new table is filled here, or (`slices`,
-   * and a table to serve from meanwhile) started and left to `step`.
+   * and a table to serve from meanwhile) started, or queued behind the one being
+   * filled, and left to `step`.
    */
   update (members: Members, slices: boolean): Placement<Upstream> {
     const spare = this.#spare

@@ -144,11 +144,7 @@ export class MaglevTables {
   #await (members: Members): void {
     const last = this.#waiting.at(-1) ?? this.#filling
     if (last !== undefined && fits(last, members)) return
-    if (this.#waiting.length === WAITING) {
-      this.#filling!.table.fill(NEVER)
-      this.#adopt(this.#filling!)
-      this.#next()
-    }
+    if (this.#waiting.length === WAITING) this.#finishFilling()
     if (this.#filling === undefined) this.#filling = this.#build(inputsOf(members), NOW)
     else this.#waiting.push(inputsOf(members))
   }
@@ -159,13 +155,16 @@ export class MaglevTables {
     this.#filling = inputs === undefined ? undefined : this.#build(inputs, NOW)
   }
 
+  /** The table under way, filled now and applied; the next one waiting starts. */
+  #finishFilling (): void {
+    this.#filling!.table.fill(NEVER)
+    this.#adopt(this.#filling!)
+    this.#next()
+  }
+
   /** Every table under way or waiting, filled now, in order. */
   #finish (): void {
-    while (this.#filling !== undefined) {
-      this.#filling.table.fill(NEVER)
-      this.#adopt(this.#filling)
-      this.#next()
-    }
+    while (this.#filling !== undefined) this.#finishFilling()
   }
 
   #find (members: Members): Built | undefined {

@@ -2,7 +2,7 @@ import type { Members } from '../model/members.js'
 import type { Upstream } from '../model/upstream.js'
 import { NEVER, NOW, type Deadline } from './deadline.js'
 import { Maglev, nextPrime } from './maglev.js'
-import { ResolvedTable, type HashTable, type Placement } from './table.js'
+import { ResolvedTable, type Placement } from './table.js'
 
 /**
  * From this many upstreams, a change that needs a new Maglev table fills it in
@@ -80,11 +80,6 @@ export class MaglevTables {
     return this.#find(members) !== undefined
   }
 
-  /** The whole table kept for `members`, if any: a deferred remap reads it as it is (table.ts firstEligible). */
-  kept (members: Members): HashTable | undefined {
-    return this.#find(members)?.table
-  }
-
   /**
    * What picks read for `members`, now. A new table is filled here, or (`slices`,
    * and a table to serve from meanwhile) started, or queued behind the one being
@@ -109,9 +104,7 @@ export class MaglevTables {
   /** Fills the table under way until `deadline`; once whole, what picks read for `members` (the snapshot it was started for). */
   step (members: Members, deadline: Deadline): Placement<Upstream> | undefined {
     const filling = this.#filling!
-    // Whole at the deadline: resolved (an O(size) pass, ≈ 1 ms at 65,537 entries) on
-    // the next step, a slice of its own, rather than past this one's end.
-    if (!filling.table.fill(deadline) || deadline()) return undefined
+    if (!filling.table.fill(deadline)) return undefined
     this.#next()
     // Kept for the remaps that wait for it; what picks read unless the current table
     // already fits the newest snapshot (a change back to a membership with a table kept).

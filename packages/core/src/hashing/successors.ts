@@ -4,8 +4,8 @@ import type { PointStore } from './point-store.js'
  * Each ring entry's resolved code: its first eligible owner walking forward
  * (wrapping), as `owner × 2 + (successor ? 1 : 0)`, or -1 when nothing is eligible.
  * The per-request pick reads it straight off the entry the key lands on, even
- * when that entry's own upstream is down (table.ts resolveEligible does the same
- * for Maglev in one pass).
+ * when that entry's own upstream is down (table.ts ResolvedTable does the same
+ * for Maglev, resolving each entry on first read).
  *
  * Kept up to date per change instead of recomputed: entries that are not eligible
  * form runs, and every entry of a run resolves to the same code, that of the first

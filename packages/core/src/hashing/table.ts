@@ -31,18 +31,38 @@ export interface Placement<T> {
   readonly owners: ReadonlyArray<T | undefined>
 }
 
-/** A HashTable with its successors resolved for one health snapshot. */
+/**
+ * A HashTable with its successors resolved for one health snapshot: for every
+ * position, the first eligible owner at or after it walking forward (wrapping),
+ * `owner × 2 + (successor ? 1 : 0)`, or -1 when nothing is eligible; every instance
+ * computes the same successor.
+ *
+ * Resolved lazily, on first read, and kept. Resolving all 65,537 entries at once on
+ * every membership or health change took ≈ 0.9 ms where V8 had optimised the loop
+ * (a further ≈ 0.7 ms of page faults to touch a fresh 256 KiB array on this VM), up
+ * to 11 ms where it had not, within the change's call or a slice that cannot be
+ * interrupted (bench/strategies.js, build: "successors"). A read of an entry not
+ * yet resolved walks forward to the first eligible owner or resolved entry and
+ * resolves every entry on the way, all of which share that answer; no entry is
+ * walked over twice. With every upstream eligible, a walk is one entry; with a
+ * share f, ≈ 1/f, spread over the picks and remaps that read them.
+ */
 export class ResolvedTable<T> implements Placement<T> {
   readonly size: number
   readonly owners: ReadonlyArray<T | undefined>
   readonly #table: HashTable
+  readonly #eligible: Uint8Array
+  /** Each entry's code + 2; 0 until resolved, so the array is zero-filled memory, touched page by page as read. */
   readonly #resolved: Int32Array
+  readonly #none: boolean
 
-  constructor (table: HashTable, eligible: Uint8Array, owners: readonly T[]) {
+  constructor (table: HashTable, eligible: Uint8Array, owners: ReadonlyArray<T | undefined>) {
     this.size = table.size
     this.owners = owners
     this.#table = table
-    this.#resolved = resolveEligible(table, eligible)
+    this.#eligible = eligible
+    this.#resolved = new Int32Array(table.size)
+    this.#none = !eligible.includes(1)
   }
 
   slot (hash: number): number {
@@ -54,64 +74,40 @@ export class ResolvedTable<T> implements Placement<T> {
   }
 
   resolved (pos: number): number {
-    return this.#resolved[pos]!
+    const r = this.#resolved[pos]!
+    return r !== 0 ? r - 2 : this.#walk(pos)
   }
-}
 
-/**
- * For every position, the first eligible owner at or after it walking forward
- * (wrapping), encoded as `owner × 2 + (successor ? 1 : 0)`, or -1 when nothing is
- * eligible. Built in O(size) on every membership or health change (65,537 entries
- * by default: ≈ 0.2 ms), so the per-request pick reads one array entry even when
- * the key's own upstream is down; every instance computes the same successor.
- */
-export function resolveEligible (table: HashTable, eligible: Uint8Array): Int32Array {
-  const { size, owner } = table
-  const out = new Int32Array(size).fill(-1)
-  let next = -1
-  // Two backward passes cover the wrap-around: the first finds the successor of the
-  // tail (which lies at the start), the second fills every position.
-  for (let pass = 0; pass < 2; pass++) {
-    for (let i = size - 1; i >= 0; i--) {
-      const o = owner[i]!
-      if (eligible[o] === 1) next = o
-      out[i] = next === -1 ? -1 : next * 2 + (next === o ? 0 : 1)
-    }
-    if (next === -1) break
-  }
-  return out
-}
-
-/**
- * Entries a key's walk reads before `firstEligible` resolves the whole table
- * instead. With a share f of entries eligible a walk reads 1/f on average, so a
- * key past this many means few are eligible, where one O(size) pass is cheaper
- * than the walks of every key to come.
- */
-const WALK = 64
-
-/**
- * A key hash → the index of its first eligible owner (what resolveEligible gives
- * its slot, without the successor bit), or -1. Walks the table from the key's slot
- * and resolves every entry only once a walk gets long: a deferred remap looks up
- * 4,096 keys against 65,537 entries, so resolving the two tables it compares cost
- * more than all its lookups (an O(size) pass and a 256 KiB array each, in a
- * slice that cannot be interrupted; bench/membership.js, hashMaglev+bf).
- */
-export function firstEligible (table: HashTable, eligible: Uint8Array): (hash: number) => number {
-  const { size, owner } = table
-  let resolved: Int32Array | undefined
-  return (hash) => {
-    if (resolved === undefined) {
-      let pos = table.slot(hash)
-      for (let k = 0; k < WALK; k++) {
-        const o = owner[pos]!
-        if (o !== -1 && eligible[o] === 1) return o
-        pos = pos + 1 === size ? 0 : pos + 1
+  /** Resolves `pos` and every entry between it and its first eligible owner (or an entry already resolved). */
+  #walk (pos: number): number {
+    if (this.#none) return -1
+    const { owner, size } = this.#table
+    const eligible = this.#eligible
+    const out = this.#resolved
+    let at = pos
+    let first: number
+    for (let steps = 0; ; steps++) {
+      const r = out[at]!
+      if (r !== 0) {
+        first = r === 1 ? -1 : (r - 2) >> 1
+        break
       }
-      resolved = resolveEligible(table, eligible)
+      const o = owner[at]!
+      if (eligible[o] === 1) {
+        out[at] = o * 2 + 2
+        first = o
+        break
+      }
+      // Round the whole table: no eligible upstream owns an entry (an eligible id with none).
+      if (steps === size) {
+        out.fill(1)
+        return -1
+      }
+      at = at + 1 === size ? 0 : at + 1
     }
-    const r = resolved[table.slot(hash)]!
-    return r === -1 ? -1 : r >> 1
+    // The entries passed over are not `first`'s own: each resolves to it as their successor.
+    const code = first === -1 ? 1 : first * 2 + 3
+    for (let p = pos; p !== at; p = p + 1 === size ? 0 : p + 1) out[p] = code
+    return out[pos]! - 2
   }
 }

@@ -9,7 +9,7 @@ import { Ring, SLICE_FROM } from '../hashing/ring.js'
 import { DEFAULT_VNODES } from '../hashing/ring-points.js'
 import { sortByPoint } from '../hashing/radix.js'
 import { lookupIf } from '../hashing/ring-what-if.js'
-import { firstEligible, type Placement } from '../hashing/table.js'
+import type { Placement } from '../hashing/table.js'
 import { compileKey, type KeySpec } from '../keys/key-source.js'
 import type { Members } from '../model/members.js'
 import { FlowTally, type Remap } from '../model/remap.js'
@@ -299,23 +299,13 @@ export class ConsistentHash implements Strategy {
 
   /**
    * A key hash → its first eligible owner under `members`, for preview (Maglev): the
-   * live placement once its table is whole (while one fills, picks read an interim);
-   * a table kept, walked key by key (a deferred remap: table.ts firstEligible); or
-   * one whatIf builds, and keeps for the update() that applies `members`.
+   * live placement once its table is whole (while one fills, picks read an interim),
+   * or one from a table kept or built (whatIf), resolved only where the keys land.
    */
   #ownerUnder (members: Members): (hash: number) => Upstream | undefined {
     const maglev = this.#maglev!
-    const live = members === this.#members && !maglev.busy ? this.#placement! : undefined
-    const table = live === undefined ? maglev.kept(members) : undefined
-    if (table === undefined) {
-      const placement = live ?? maglev.whatIf(members)
-      return hash => ownerOf(placement, hash)
-    }
-    const owner = firstEligible(table, members.eligibleMask)
-    return hash => {
-      const o = owner(hash)
-      return o === -1 ? undefined : members.all[o]
-    }
+    const placement = members === this.#members && !maglev.busy ? this.#placement! : maglev.whatIf(members)
+    return hash => ownerOf(placement, hash)
   }
 
   /** The upstream for a key hash: its owner, else its first eligible successor. */

@@ -273,18 +273,21 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     const slices = sliceMeter()
     // The main thread's CPU time in a call: the most, and the most in one over 10 ms.
     const callsCpu = { max: 0, later: 0, overMax: undefined }
+    const callsOff = offCore()
     // Each call's interval, for its own work net of GC (after the roll).
     const spans = { from: [], to: [] }
     const control = name === 'control'
     const timed = (kind, change) => {
       const fn = control ? () => spin(CONTROL_MS) : change
       const c0 = process.cpuUsage()
+      const s0 = threadCpu?.switches()
       const tc0 = threadCpu?.()
       const t0 = performance.now()
       fn()
       const t1 = performance.now()
       const onCpu = tc0 === undefined ? undefined : threadCpu() - tc0
       const wall = t1 - t0
+      if (wall > 10) callsOff.add(s0)
       if (onCpu !== undefined) {
         callsCpu.max = Math.max(callsCpu.max, onCpu)
         if (row.firstMs !== undefined) callsCpu.later = Math.max(callsCpu.later, onCpu)
@@ -339,7 +342,7 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     const own = spans.from.map((from, i) => spans.to[i] - from - inCalls[i])
     row.overCalls = overCalls
     row.overCallsCpuMax = overCallsCpuMax === undefined ? undefined : round(overCallsCpuMax, 2)
-    if (threadCpu !== undefined) row.threadCpu = { calls: round(callsCpu.max, 2), later: round(callsCpu.later, 2), overCalls: callsCpu.overMax === undefined ? undefined : round(callsCpu.overMax, 2) }
+    if (threadCpu !== undefined) row.threadCpu = { calls: round(callsCpu.max, 2), later: round(callsCpu.later, 2), overCalls: callsCpu.overMax === undefined ? undefined : round(callsCpu.overMax, 2), overCallsOff: callsOff.counts }
     row.stealMs = steal0 === undefined ? undefined : stealMs(mainCore) - steal0
     row.own = { all: stats(own), later: stats(own.slice(1)), gcInCallsMax: round(Math.max(...inCalls), 2) }
     row.rollSeconds = round(ms(t0) / 1000, 1)
@@ -396,8 +399,10 @@ function sliceMeter () {
   let cpuMax = 0
   let cpuWarmMax = 0
   let overThreadCpuMax
+  const off = offCore()
   globalThis.setImmediate = (fn, ...args) => fn.name !== SLICE ? original(fn, ...args) : original((...a) => {
     const c0 = process.cpuUsage()
+    const s0 = threadCpu?.switches()
     const tc0 = threadCpu?.()
     const t = performance.now()
     try { return fn(...a) } finally {
@@ -409,6 +414,7 @@ function sliceMeter () {
         if (warm !== undefined) cpuWarmMax = Math.max(cpuWarmMax, onCpu)
         if (us > 10_000) overThreadCpuMax = Math.max(overThreadCpuMax ?? 0, onCpu)
       }
+      if (us > 10_000) off.add(s0)
       all.record(us)
       warm?.record(us)
       if (us > 10_000) {
@@ -430,7 +436,26 @@ function sliceMeter () {
       globalThis.setImmediate = original
       const own = long.from.map((from, i) => long.to[i] - from - pauses.within(from, long.to[i]))
       const ownWarm = own.filter((_, i) => long.warm[i])
-      return { ...figures(all), warm: figures(warm), over, overCpuMax: over === 0 ? undefined : round(overCpuMax, 2), ownMax: round(Math.max(0, ...own), 2), ownWarmMax: round(Math.max(0, ...ownWarm), 2), ...(threadCpu === undefined ? {} : { threadCpu: round(cpuMax, 2), threadCpuWarm: round(cpuWarmMax, 2), overThreadCpu: overThreadCpuMax === undefined ? undefined : round(overThreadCpuMax, 2) }) }
+      return { ...figures(all), warm: figures(warm), over, overCpuMax: over === 0 ? undefined : round(overCpuMax, 2), ownMax: round(Math.max(0, ...own), 2), ownWarmMax: round(Math.max(0, ...ownWarm), 2), ...(threadCpu === undefined ? {} : { threadCpu: round(cpuMax, 2), threadCpuWarm: round(cpuWarmMax, 2), overThreadCpu: overThreadCpuMax === undefined ? undefined : round(overThreadCpuMax, 2), overOff: off.counts }) }
+    },
+  }
+}
+
+/**
+ * Of the calls or slices over 10 ms, how many the main thread was preempted in (an
+ * involuntary context switch: another task ran on its core) and how many it waited in
+ * (a voluntary one: a lock, or another thread such as a GC helper). `add(before)` with
+ * the switch counts read before the call (membership/thread-cpu.js).
+ */
+function offCore () {
+  const counts = { preempted: 0, waited: 0 }
+  return {
+    counts,
+    add (before) {
+      if (before === undefined) return
+      const [voluntary, involuntary] = threadCpu.switches()
+      if (involuntary > before[1]) counts.preempted++
+      if (voluntary > before[0]) counts.waited++
     },
   }
 }

@@ -7,6 +7,7 @@ function table (title, cols, rows, notes = []) {
   return [title, '', line(cols.map(c => c.label)), widths.map(w => '─'.repeat(w)).join('  '), ...cells.map(line), ...notes].join('\n') + '\n'
 }
 
+const offText = (o) => (o === undefined ? '—' : `${o.preempted} / ${o.waited}`)
 const pair = (s) => (s === undefined || s.count === 0 ? undefined : `${s.max} / ${s.p99}`)
 
 /** Each change within 10 ms: per call, or per change of a source's update (its time over the changes it made). */
@@ -59,6 +60,7 @@ export function report (rows, withCore) {
       { label: 'CPU of those', get: r => (r.overCallsCpuMax === undefined && r.slices?.overCpuMax === undefined ? undefined : `${r.overCallsCpuMax ?? '—'} / ${r.slices?.overCpuMax ?? '—'}`) },
       { label: 'main thread CPU: calls / slices', get: r => (r.threadCpu === undefined ? undefined : `${r.threadCpu.calls} / ${r.slices?.count > 0 ? r.slices.threadCpu : '—'}`) },
       { label: 'in those over 10 ms', get: r => (r.threadCpu === undefined || (r.threadCpu.overCalls === undefined && r.slices?.overThreadCpu === undefined) ? undefined : `${r.threadCpu.overCalls ?? '—'} / ${r.slices?.overThreadCpu ?? '—'}`) },
+      { label: 'of those, preempted / waited: calls · slices', get: r => (r.threadCpu === undefined || (r.threadCpu.overCalls === undefined && r.slices?.overThreadCpu === undefined) ? undefined : `${offText(r.threadCpu.overCallsOff)} · ${offText(r.slices?.overOff)}`) },
       { label: '≤ 10 ms on CPU', get: r => cpuWithinBudget(r) },
       { label: 'own: calls / slices', get: r => (r.own === undefined ? undefined : `${r.own.all.max} / ${r.slices?.ownMax ?? '—'}`) },
       { label: '≤ 10 ms, own', get: r => ownWithinBudget(r) },
@@ -77,6 +79,8 @@ export function report (rows, withCore) {
       'main thread CPU = the most CPU time the main thread itself used in one call / slice (clock_gettime(CLOCK_THREAD_CPUTIME_ID): the change\'s own',
       '  work, without the time the thread was off its core, stolen by the hypervisor or waiting); in those over 10 ms = the most in one of the calls / slices',
       '  whose time was over 10 ms; "≤ 10 ms on CPU" checks the first (after warm-up: all calls but the first and the slices after the first 12 changes).',
+      'preempted / waited = of the calls · slices over 10 ms, how many had an involuntary context switch of the main thread (another task ran on',
+      '  its core) / a voluntary one (it waited: a lock, or another thread such as a GC helper) (getrusage(RUSAGE_THREAD)).',
       'GC in a call = the most GC pause time within one call.',
       'slices = the strategy\'s slices of the roll after its first 12 changes (max / p99): where hash strategies apply a change at fleet scale, after the call;',
       '  warm-up = the longest of all of them, the first 12 changes included (code V8 has not optimised yet). "after warm-up": all calls but the first and',

@@ -11,27 +11,33 @@
 // bench reports no main-thread figures.
 
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** A function returning the main thread's CPU time in ms, or an object saying why there is none. */
+/**
+ * A function returning the main thread's CPU time in ms, with `switches()`: its context
+ * switches so far, [voluntary, involuntary]; or an object saying why there is none.
+ */
 export function threadCpuClock () {
   const headers = path.join(path.dirname(process.execPath), '..', 'include', 'node')
   if (!fs.existsSync(path.join(headers, 'node_api.h'))) return { none: `no Node headers at ${headers}` }
-  const out = path.join(os.tmpdir(), `affinity-thread-cpu-${process.version}-${process.arch}.node`)
+  // Named for its source too: an older build of it in the temp directory lacks threadSwitches.
+  const source = fileURLToPath(new URL('./thread-cpu.c', import.meta.url))
+  const tag = createHash('sha256').update(fs.readFileSync(source)).digest('hex').slice(0, 12)
+  const out = path.join(os.tmpdir(), `affinity-thread-cpu-${process.version}-${process.arch}-${tag}.node`)
   try {
     if (!fs.existsSync(out)) {
-      const source = fileURLToPath(new URL('./thread-cpu.c', import.meta.url))
       execFileSync('cc', ['-O2', '-shared', '-fPIC', `-I${headers}`, '-o', `${out}.${process.pid}`, source], { stdio: 'ignore' })
       fs.renameSync(`${out}.${process.pid}`, out)
     }
-    const { threadCpuMs } = createRequire(import.meta.url)(out)
+    const { threadCpuMs, threadSwitches } = createRequire(import.meta.url)(out)
     // The first reads of a process jump by a few ms (seen in Node, not in C): read it past them.
     for (let i = 0; i < 1000; i++) threadCpuMs()
-    return threadCpuMs
+    return Object.assign(threadCpuMs, { switches: threadSwitches })
   } catch (err) {
     return { none: `no C compiler to build bench/membership/thread-cpu.c (${err.code ?? err.status})` }
   }

@@ -39,6 +39,16 @@ export function runConformance (t: Test, e: Entry): void {
     t.end()
   })
 
+  t.test('no upstreams at all: nothing picked, then the first one added takes every user', t => {
+    const c = cluster(t, [])
+    t.same(tally(keys(20).map(u => c.choose(u).upstream?.id)), { undefined: 20 }, 'nothing to pick from an empty membership')
+    c.add('a')
+    t.same(tally(keys(20).map(u => c.choose(u).upstream?.id)), { a: 20 }, 'the upstream added takes them')
+    c.remove('a')
+    t.same(tally(keys(20, 100).map(u => c.choose(u).upstream?.id)), { undefined: 20 }, 'and, removed again, nothing')
+    t.end()
+  })
+
   t.test('a re-pick never returns an upstream in choice.tried', t => {
     const weighted = cluster(t, [{ id: 'a', weight: 1 }, { id: 'b', weight: 2 }, { id: 'c', weight: 1 }, { id: 'd', weight: 3 }])
     const equal = cluster(t)

@@ -74,6 +74,8 @@ export class Maglev implements HashTable {
     let maxWeight = 0
     for (let i = 0; i < n; i++) if (weights[i]! > maxWeight) maxWeight = weights[i]!
     this.#maxWeight = maxWeight
+    // No upstream takes a turn: every slot stays free (fill's turns would never come round).
+    if (n === 0) this.#filled = m
     this.fill(deadline)
   }
 

@@ -40,8 +40,10 @@ export interface Placement<T> {
  * Resolved lazily, on first read, and kept. Resolving all 65,537 entries at once on
  * every membership or health change took ≈ 0.9 ms where V8 had optimised the loop
  * (a further ≈ 0.7 ms of page faults to touch a fresh 256 KiB array on this VM), up
- * to 11 ms where it had not, within the change's call or a slice that cannot be
- * interrupted (bench/strategies.js, build: "successors"). A read of an entry not
+ * to 11 ms in V8's interpreter (`node --no-opt --no-sparkplug`; 3.9 ms with
+ * baseline code only), within the change's call or a slice that cannot be
+ * interrupted (a scratch timing of the previous build; every entry read here:
+ * bench/strategies.js, build, "successors"). A read of an entry not
  * yet resolved walks forward to the first eligible owner or resolved entry and
  * resolves every entry on the way, all of which share that answer; no entry is
  * walked over twice. With every upstream eligible, a walk is one entry; with a
@@ -87,9 +89,10 @@ export class ResolvedTable<T> implements Placement<T> {
     let at = pos
     let first: number
     for (let steps = 0; ; steps++) {
+      // Resolved entries met here name an owner: -1 (1) is only ever written everywhere at once.
       const r = out[at]!
       if (r !== 0) {
-        first = r === 1 ? -1 : (r - 2) >> 1
+        first = (r - 2) >> 1
         break
       }
       const o = owner[at]!
@@ -106,7 +109,7 @@ export class ResolvedTable<T> implements Placement<T> {
       at = at + 1 === size ? 0 : at + 1
     }
     // The entries passed over are not `first`'s own: each resolves to it as their successor.
-    const code = first === -1 ? 1 : first * 2 + 3
+    const code = first * 2 + 3
     for (let p = pos; p !== at; p = p + 1 === size ? 0 : p + 1) out[p] = code
     return out[pos]! - 2
   }

@@ -51,6 +51,10 @@
 // took longer than any CPU it used was off its core for the rest. Where a C compiler and
 // Node's headers are at hand, each call's and slice's main-thread CPU time is measured
 // too (membership/thread-cpu.js): the change's own work, apart from any time off the core.
+// With --stalls (root, `perf` installed, the main thread pinned), the main thread's core is
+// sampled by `perf record` and each call's and slice's main-thread CPU time is also given
+// less the time its vCPU made no progress (membership/stalls.js): on a VM that time can be
+// charged to the thread as CPU without being shown as steal.
 // The event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms timer) is reported for
 // steady state and for the roll: its max is the longest the loop was blocked by
 // anything. CPU per request is this process's CPU time (process.cpuUsage) over the
@@ -64,7 +68,7 @@
 //
 // Usage: node bench/membership.js [--sizes 100,1000] [--strategies a,b] [--changes K] [--no-pin]
 //          [--interval-ms 10] [--steady 3] [--warmup 1] [--connections 16] [--users 2000]
-//          [--servers 4] [--source K,…] [--core label=path,…] [--json] [--list]
+//          [--servers 4] [--source K,…] [--core label=path,…] [--stalls] [--json] [--list]
 // Figures are printed, never asserted. The machine must be quiet for figures to quote.
 import { execFileSync, fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -75,6 +79,7 @@ import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { threadCpuClock } from './membership/thread-cpu.js'
+import { stallRecorder } from './membership/stalls.js'
 import { die as dieWith, list, parseArgs as parseWith } from './args.js'
 import { machine, machineLines } from './machine.js'
 import { runLoad } from './membership/load.js'
@@ -91,6 +96,8 @@ const RESOLUTION = 1
 const HEALTH_FLIPS = 50
 /** Changes after which slices count as warm (the first four add / drain / remove rounds). */
 const WARM_UP = 12
+/** Calls and slices with at least this much main-thread CPU (ms) are kept for --stalls: the rest cannot be a row's maximum. */
+const SPAN_CPU_MS = 1
 
 /** The strategies, as an app would configure them. */
 const STRATEGIES = {
@@ -120,8 +127,8 @@ function parseArgs (argv) {
   const o = parseWith(argv, {
     script: 'bench/membership.js',
     help,
-    defaults: { pin: true, sizes: [100, 1000], strategies: Object.keys(STRATEGIES).filter(s => s !== 'control'), changes: undefined, intervalMs: 10, steady: 3, warmup: 1, connections: 16, users: 2000, servers: 4, source: [], cores: [{ label: 'built', path: '@affinity/core' }], json: false, list: false, role: undefined },
-    flags: { '--json': o => { o.json = true }, '--list': o => { o.list = true }, '--no-pin': o => { o.pin = false } },
+    defaults: { pin: true, stalls: false, sizes: [100, 1000], strategies: Object.keys(STRATEGIES).filter(s => s !== 'control'), changes: undefined, intervalMs: 10, steady: 3, warmup: 1, connections: 16, users: 2000, servers: 4, source: [], cores: [{ label: 'built', path: '@affinity/core' }], json: false, list: false, role: undefined },
+    flags: { '--json': o => { o.json = true }, '--list': o => { o.list = true }, '--no-pin': o => { o.pin = false }, '--stalls': o => { o.stalls = true } },
     values: {
       '--sizes': (o, v) => { o.sizes = list(v).map(Number) },
       '--strategies': (o, v) => { o.strategies = list(v) },
@@ -182,7 +189,7 @@ function pin (children) {
   } catch (err) {
     return { text: `not pinned (taskset: ${err.code ?? err.status})` }
   }
-  return { core: n - 1, text: `this process's main thread on CPU ${n - 1}; its other threads, the upstreams and the load generator on CPU ${others} (taskset)` }
+  return { core: n - 1, others, text: `this process's main thread on CPU ${n - 1}; its other threads, the upstreams and the load generator on CPU ${others} (taskset)` }
 }
 
 // ───────────────────────────── one case ─────────────────────────────
@@ -270,7 +277,8 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
     // The most process CPU time during a call over 10 ms: a call that was off its
     // core (preempted, or the VM's steal) takes longer than the CPU it used.
     let overCallsCpuMax
-    const slices = sliceMeter()
+    row.cpuSpans = []
+    const slices = sliceMeter(row.cpuSpans)
     // The main thread's CPU time in a call: the most, and the most in one over 10 ms.
     const callsCpu = { max: 0, later: 0, overMax: undefined }
     const callsOff = offCore()
@@ -282,10 +290,13 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
       const c0 = process.cpuUsage()
       const s0 = threadCpu?.switches()
       const tc0 = threadCpu?.()
+      const h0 = process.hrtime.bigint()
       const t0 = performance.now()
       fn()
       const t1 = performance.now()
+      const h1 = process.hrtime.bigint()
       const onCpu = tc0 === undefined ? undefined : threadCpu() - tc0
+      if (onCpu >= SPAN_CPU_MS) row.cpuSpans.push({ slice: false, first: row.firstMs === undefined, from: h0, to: h1, wall: t1 - t0, onCpu })
       const wall = t1 - t0
       if (wall > 10) callsOff.add(s0)
       if (onCpu !== undefined) {
@@ -385,7 +396,7 @@ const SLICE = '#onSlice'
  * strategy looks up at each call. A slice over 1 ms also keeps its interval, for its
  * own work net of GC at stop().
  */
-function sliceMeter () {
+function sliceMeter (cpuSpans) {
   const original = globalThis.setImmediate
   // Histograms, not lists: the roll runs millions of callbacks, and sorting them
   // would itself block the loop (in µs, 1 µs to 10 s). `warm` after the first
@@ -404,10 +415,13 @@ function sliceMeter () {
     const c0 = process.cpuUsage()
     const s0 = threadCpu?.switches()
     const tc0 = threadCpu?.()
+    const h0 = process.hrtime.bigint()
     const t = performance.now()
     try { return fn(...a) } finally {
       const end = performance.now()
+      const h1 = process.hrtime.bigint()
       const onCpu = tc0 === undefined ? undefined : threadCpu() - tc0
+      if (onCpu >= SPAN_CPU_MS) cpuSpans.push({ slice: true, warm: warm !== undefined, from: h0, to: h1, wall: end - t, onCpu })
       const us = Math.max(1, Math.round((end - t) * 1000))
       if (onCpu !== undefined) {
         cpuMax = Math.max(cpuMax, onCpu)
@@ -460,6 +474,28 @@ function offCore () {
   }
 }
 
+/**
+ * --stalls: of a row's calls and slices, the most main-thread CPU time less the time
+ * the vCPU was stalled within them (max: calls / slices, and the slices after warm-up),
+ * how many had a stall of 1 ms or more, and of the calls and slices over 10 ms, how many.
+ */
+function stallFigures (spans) {
+  const net = (s) => s.onCpu - s.stalledMs
+  const most = (xs) => (xs.length === 0 ? undefined : round(Math.max(...xs.map(net)), 2))
+  const calls = spans.filter(s => !s.slice)
+  const slices = spans.filter(s => s.slice)
+  return {
+    calls: most(calls),
+    later: most(calls.filter(s => !s.first)),
+    slices: most(slices),
+    slicesWarm: most(slices.filter(s => s.warm)),
+    stalled: spans.filter(s => s.stalledMs >= 1).length,
+    stalledMax: round(Math.max(0, ...spans.map(s => s.stalledMs)), 2),
+    over: spans.filter(s => s.wall > 10).length,
+    overStalled: spans.filter(s => s.wall > 10 && s.stalledMs >= 1).length,
+  }
+}
+
 function summarize (r) {
   return { rps: round(r.rps, 0), p50: round(r.p50, 2), p99: round(r.p99, 2), max: round(r.max, 1), responses: r.responses, non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts }
 }
@@ -506,7 +542,9 @@ async function main (opts) {
   const load = child('load')
   await load.expect('ready')
   const pinned = opts.pin ? pin([upstreams.proc.pid, load.proc.pid]) : { text: 'not pinned (--no-pin)' }
-  out.write(`cores:    ${pinned.text}\n\n`)
+  out.write(`cores:    ${pinned.text}\n`)
+  const stalls = opts.stalls ? await stallRecorder(pinned.core, pinned.others) : { none: 'not asked for (--stalls)' }
+  out.write(`stalls:   ${stalls.none === undefined ? `perf record -e cpu-clock -F 4000 on CPU ${pinned.core}: each call's and slice's time with the vCPU stalled (membership/stalls.js)` : `not measured: ${stalls.none}`}\n\n`)
   load.proc.send({ type: 'users', users: makeUsers(opts.users) })
   const histogram = monitorEventLoopDelay({ resolution: RESOLUTION })
   histogram.enable()
@@ -529,6 +567,13 @@ async function main (opts) {
   } finally {
     upstreams.proc.kill('SIGTERM')
     load.proc.kill('SIGTERM')
+    if (stalls.none === undefined) {
+      const spans = rows.flatMap(r => r.cpuSpans)
+      const stalled = await stalls.stop(spans)
+      spans.forEach((span, i) => { span.stalledMs = stalled[i] })
+      for (const r of rows) r.stalls = stallFigures(r.cpuSpans)
+    }
+    for (const r of rows) delete r.cpuSpans
   }
   const loadEnd = os.loadavg().map(x => round(x, 2))
   out.write(report(rows, cores.length > 1) + `\nload average at end: ${loadEnd.join(' ')}\n`)

@@ -26,6 +26,13 @@ function cpuWithinBudget (r) {
   return Math.max(r.threadCpu.later, r.slices?.threadCpuWarm ?? 0) <= 10 && r.rollBy === 'calls' ? 'after warm-up' : 'NO'
 }
 
+/** The same, for the main thread's CPU time less the time its vCPU was stalled (--stalls). */
+function stallsWithinBudget (r) {
+  if (r.stalls === undefined) return undefined
+  if (Math.max(r.stalls.calls ?? 0, r.stalls.slices ?? 0) <= 10) return 'yes'
+  return Math.max(r.stalls.later ?? 0, r.stalls.slicesWarm ?? 0) <= 10 && r.rollBy === 'calls' ? 'after warm-up' : 'NO'
+}
+
 /** The same, for each call's and slice's own work: main-thread CPU time less the GC pauses within it. */
 function ownWithinBudget (r) {
   if (r.own === undefined) return undefined
@@ -62,6 +69,13 @@ export function report (rows, withCore) {
       { label: 'in those over 10 ms', get: r => (r.threadCpu === undefined || (r.threadCpu.overCalls === undefined && r.slices?.overThreadCpu === undefined) ? undefined : `${r.threadCpu.overCalls ?? '—'} / ${r.slices?.overThreadCpu ?? '—'}`) },
       { label: 'of those, preempted / waited: calls · slices', get: r => (r.threadCpu === undefined || (r.threadCpu.overCalls === undefined && r.slices?.overThreadCpu === undefined) ? undefined : `${offText(r.threadCpu.overCallsOff)} · ${offText(r.slices?.overOff)}`) },
       { label: '≤ 10 ms on CPU', get: r => cpuWithinBudget(r) },
+      ...(rows.some(r => r.stalls !== undefined)
+        ? [
+            { label: 'vCPU stalled ≥ 1 ms: in / of those over 10 ms', get: r => (r.stalls === undefined ? undefined : `${r.stalls.stalled} (max ${r.stalls.stalledMax}) / ${r.stalls.overStalled} of ${r.stalls.over}`) },
+            { label: 'main thread CPU less stalls: calls / slices', get: r => (r.stalls === undefined ? undefined : `${r.stalls.calls ?? '—'} / ${r.stalls.slices ?? '—'}`) },
+            { label: '≤ 10 ms, CPU less stalls', get: r => stallsWithinBudget(r) },
+          ]
+        : []),
       { label: 'own: calls / slices', get: r => (r.own === undefined ? undefined : `${r.own.all.max} / ${r.slices?.ownMax ?? '—'}`) },
       { label: '≤ 10 ms, own', get: r => ownWithinBudget(r) },
       { label: 'GC max steady → roll', get: r => `${r.steady.gcMax ?? '—'} → ${r.gc?.max}` },
@@ -81,6 +95,11 @@ export function report (rows, withCore) {
       '  whose time was over 10 ms; "≤ 10 ms on CPU" checks the first (after warm-up: all calls but the first and the slices after the first 12 changes).',
       'preempted / waited = of the calls · slices over 10 ms, how many had an involuntary context switch of the main thread (another task ran on',
       '  its core) / a voluntary one (it waited: a lock, or another thread such as a GC helper) (getrusage(RUSAGE_THREAD)).',
+      ...(rows.some(r => r.stalls !== undefined)
+        ? ['vCPU stalled (--stalls) = calls and slices with 1 ms or more in which the main thread\'s vCPU made no progress yet its CPU clock ran',
+            '  (perf at 4 kHz: samples late, or late and on one instruction: membership/stalls.js), the longest such time in one, and how many of the calls and slices over',
+            '  10 ms had one; CPU less stalls = the most main-thread CPU time of one call / slice less its stalled time; "≤ 10 ms, CPU less stalls" checks it.']
+        : []),
       'GC in a call = the most GC pause time within one call.',
       'slices = the strategy\'s slices of the roll after its first 12 changes (max / p99): where hash strategies apply a change at fleet scale, after the call;',
       '  warm-up = the longest of all of them, the first 12 changes included (code V8 has not optimised yet). "after warm-up": all calls but the first and',

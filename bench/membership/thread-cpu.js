@@ -5,7 +5,10 @@
 // (RUSAGE_THREAD) and WASI's thread clock lag by up to a scheduler tick (a 14 ms spin
 // read as 7.7 ms, a 0.5 ms one as 4 ms, on this project's VM). clock_gettime
 // (CLOCK_THREAD_CPUTIME_ID) is exact (14 ms read as 13.93 by a C program), and steal
-// is not in it (CONFIG_PARAVIRT_TIME_ACCOUNTING). So thread-cpu.c, a dozen lines of
+// is not in it (CONFIG_PARAVIRT_TIME_ACCOUNTING); a vCPU stall the host does not
+// report as steal is, and so is the kernel's interrupt work on the thread's core
+// (no CONFIG_IRQ_TIME_ACCOUNTING): --stalls measures the first (membership/stalls.js).
+// So thread-cpu.c, a dozen lines of
 // N-API, is compiled with the system's C compiler against Node's own headers when
 // both are there (into the OS temp directory, once per Node version); otherwise the
 // bench reports no main-thread figures.

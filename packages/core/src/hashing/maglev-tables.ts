@@ -6,13 +6,16 @@ import { ResolvedTable, type Placement } from './table.js'
 
 /**
  * From this many upstreams, a change that needs a new Maglev table fills it in
- * slices on later turns of the event loop. Filling a 65,537-entry table takes
- * ≈ 3–3.5 ms at any fleet size (its probes grow with the table, not the fleet;
- * bench/strategies.js, build), which a change below this size spends within the
- * call (p99 ≤ 7 ms at 100 upstreams, `npm run bench:membership`); at 1,000 the
- * call would also carry a snapshot and a remap ten times as large.
+ * slices on later turns of the event loop. Filling a 65,537-entry table costs the
+ * same at any fleet size (its probes grow with the table, not the fleet;
+ * bench/strategies.js, build): at 100 upstreams, within the call, that was 6.4–9.0 ms
+ * per change at p99 and up to 27 ms in a rolling deploy under traffic; sliced, the
+ * calls took 0.6–0.9 ms and the slices 3.05–3.34 at p99 (`node bench/membership.js --sizes 100
+ * --strategies hashMaglev,hashMaglev+bf,hashMaglev,hashMaglev+bf --core
+ * base=<256 build>,new=@affinity/core`). Below it a change is applied within the call,
+ * so a small fleet reads its new table as soon as the call returns.
  */
-export const MAGLEV_SLICE_FROM = 256
+export const MAGLEV_SLICE_FROM = 64
 
 /** What a Maglev table is built from: ids and weights in Members order. */
 interface Inputs {

@@ -1,7 +1,7 @@
 /**
  * At fleet scale a hash strategy applies a membership change in slices on later
  * turns of the event loop (hashing/ring.ts from 2^20 points, hashing/maglev-tables.ts
- * from 256 upstreams; strategies/consistent-hash.ts runs them), so that no change
+ * from 64 upstreams; strategies/consistent-hash.ts runs them), so that no change
  * blocks the loop for long (`npm run bench:membership`). What users see must not
  * depend on it: from the call on, no key goes to an upstream that left or stopped
  * taking keys, and keys of the others stay put; the 'remap' event comes once the
@@ -21,6 +21,9 @@ const CASES: Array<{ name: string, n: number, ring: boolean, make: () => Strateg
   // 360 × 3,000 points: past the ring's 2^20.
   { name: 'consistentHash ring', n: 360, ring: true, make: () => consistentHash({ key: { header: 'x-user' } }) },
   { name: 'consistentHash maglev', n: 260, ring: false, make: () => consistentHash({ key: { header: 'x-user' }, algorithm: 'maglev' }) },
+  // Just above the smallest Maglev fleet that slices (MAGLEV_SLICE_FROM, 64): it stays
+  // above it through the removes below.
+  { name: 'consistentHash maglev', n: 70, ring: false, make: () => consistentHash({ key: { header: 'x-user' }, algorithm: 'maglev' }) },
 ]
 
 const where = (b: Balancer, key: string): string | undefined => (b.choose({ method: 'GET', url: '/', headers: { 'x-user': key }, ip: undefined, cookies: {} }) as Choice).upstream?.id

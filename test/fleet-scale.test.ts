@@ -138,3 +138,39 @@ for (const { name, n, ring, make } of CASES) {
   })
 }
 
+
+// Around the Maglev threshold a change is applied in slices or within the call by the
+// size it leaves (64 and up: slices). Changes back and forth across it, faster than
+// they are applied, must still leave no key on an upstream gone, and settle where a
+// balancer built for the final membership puts every key.
+t.test('consistentHash maglev across 63 / 64 upstreams: sliced and whole changes in any order', async t => {
+  for (const start of [63, 64]) {
+    let ids = Array.from({ length: start }, (_, i) => idOf(i))
+    const make = (list: readonly string[]): Balancer => {
+      const b = createBalancer({ upstreams: list.map(id => ({ id, url: urlOf(id) })), strategy: consistentHash({ key: { header: 'x-user' }, algorithm: 'maglev' }), passive: false })
+      t.teardown(() => b.close())
+      return b
+    }
+    const b = make(ids)
+    let next = start
+    let stray = 0
+    for (let round = 0; round < 24; round++) {
+      if (round % 2 === 0) {
+        const id = idOf(next++)
+        b.add({ id, url: urlOf(id) })
+        ids = [...ids, id]
+      } else {
+        const id = ids[(round * 7) % ids.length]!
+        b.remove(id)
+        ids = ids.filter(x => x !== id)
+      }
+      stray += KEYS.slice(0, 300).filter(k => { const u = where(b, k); return u === undefined || !ids.includes(u) }).length
+      if (round % 5 === 4) await new Promise(resolve => setImmediate(resolve))
+    }
+    t.equal(stray, 0, `from ${start}: after every change, no key goes to an upstream that left`)
+    await b.strategy.settled!()
+    const fresh = make(ids)
+    await fresh.strategy.settled!()
+    t.equal(KEYS.filter(k => where(b, k) !== where(fresh, k)).length, 0, `from ${start}: settled, every key goes where a balancer built for the final membership sends it`)
+  }
+})

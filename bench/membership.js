@@ -296,8 +296,8 @@ async function runCase ({ core, label }, name, n, opts, ctx, batch) {
       const t1 = performance.now()
       const h1 = process.hrtime.bigint()
       const onCpu = tc0 === undefined ? undefined : threadCpu() - tc0
-      if (onCpu >= SPAN_CPU_MS) row.cpuSpans.push({ slice: false, first: row.firstMs === undefined, from: h0, to: h1, wall: t1 - t0, onCpu })
       const wall = t1 - t0
+      if (onCpu >= SPAN_CPU_MS) row.cpuSpans.push({ slice: false, first: row.firstMs === undefined, from: h0, to: h1, wall, onCpu })
       if (wall > 10) callsOff.add(s0)
       if (onCpu !== undefined) {
         callsCpu.max = Math.max(callsCpu.max, onCpu)

@@ -9,7 +9,7 @@
  * goes where a balancer built for the new membership sends it.
  */
 import { once } from 'node:events'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { consistentHash, createBalancer, type Balancer, type Choice, type RemapEvent, type Strategy } from '@affinity/core'
 import { urlOf } from './strategies/fixtures.js'
 
@@ -28,14 +28,17 @@ const CASES: Array<{ name: string, n: number, ring: boolean, make: () => Strateg
 
 const where = (b: Balancer, key: string): string | undefined => (b.choose({ method: 'GET', url: '/', headers: { 'x-user': key }, ip: undefined, cookies: {} }) as Choice).upstream?.id
 
+/** A balancer over `list` with a fresh `make()` strategy, closed when `t` ends. */
+function fleet (t: Test, list: readonly string[], make: () => Strategy): Balancer {
+  const b = createBalancer({ upstreams: list.map(id => ({ id, url: urlOf(id) })), strategy: make(), passive: false })
+  t.teardown(() => b.close())
+  return b
+}
+
 for (const { name, n, ring, make } of CASES) {
   t.test(`${name} over ${n} upstreams: a change applied in slices`, async t => {
     const ids = Array.from({ length: n }, (_, i) => idOf(i))
-    const balancer = (list: readonly string[]): Balancer => {
-      const b = createBalancer({ upstreams: list.map(id => ({ id, url: urlOf(id) })), strategy: make(), passive: false })
-      t.teardown(() => b.close())
-      return b
-    }
+    const balancer = (list: readonly string[]): Balancer => fleet(t, list, make)
     const b = balancer(ids)
     const events: RemapEvent[] = []
     b.on('remap', r => events.push(r))
@@ -138,7 +141,6 @@ for (const { name, n, ring, make } of CASES) {
   })
 }
 
-
 // Around the Maglev threshold a change is applied in slices or within the call by the
 // size it leaves (64 and up: slices). Changes back and forth across it, faster than
 // they are applied, must still leave no key on an upstream gone, and settle where a
@@ -146,11 +148,7 @@ for (const { name, n, ring, make } of CASES) {
 t.test('consistentHash maglev across 63 / 64 upstreams: sliced and whole changes in any order', async t => {
   for (const start of [63, 64]) {
     let ids = Array.from({ length: start }, (_, i) => idOf(i))
-    const make = (list: readonly string[]): Balancer => {
-      const b = createBalancer({ upstreams: list.map(id => ({ id, url: urlOf(id) })), strategy: consistentHash({ key: { header: 'x-user' }, algorithm: 'maglev' }), passive: false })
-      t.teardown(() => b.close())
-      return b
-    }
+    const make = (list: readonly string[]): Balancer => fleet(t, list, () => consistentHash({ key: { header: 'x-user' }, algorithm: 'maglev' }))
     const b = make(ids)
     let next = start
     let stray = 0
